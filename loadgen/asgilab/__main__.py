@@ -1,0 +1,3 @@
+from asgilab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""What every runtime offers the rest of the lab."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+
+from asgilab import catalog, topology
+from asgilab.errors import LabError
+
+DEFAULT_PORT_BASE = 18000
+
+
+def port_base() -> int:
+    raw = os.environ.get("LAB_PORT_BASE", str(DEFAULT_PORT_BASE))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise LabError(f"LAB_PORT_BASE={raw!r} is not a number") from None
+    if not 1024 <= value <= 65000:
+        raise LabError(f"LAB_PORT_BASE={value} is out of range; pick 1024..65000")
+    return value
+
+
+class Runtime(ABC):
+    name: str
+
+    def topology(
+        self, servers: list[str] | None = None, proxies: list[str] | None = None
+    ) -> topology.Topology:
+        return topology.build(
+            catalog.load_servers(),
+            catalog.load_proxies(),
+            port_base(),
+            self.address,
+            only_servers=servers,
+            only_proxies=proxies,
+        )
+
+    @abstractmethod
+    def address(self, service: str) -> str:
+        """Host that the load generator uses to reach a service."""
+
+    @abstractmethod
+    def up(self, servers: list[str], proxies: list[str]) -> None:
+        """Starts the selected services and returns once every listener answers."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stops everything this runtime started; safe to call when nothing runs."""
+
+    @abstractmethod
+    def running(self) -> dict | None:
+        """The running lab's selection ({"servers": [...], "proxies": [...]}) or None."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the proxies and tools as this runtime runs them."""
+
+    def placement(self) -> dict[str, str]:
+        """CPU placement of the lab's parts; empty when the runtime does not pin."""
+        return {}

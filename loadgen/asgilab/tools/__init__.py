@@ -1,0 +1,1 @@
+"""Load tools and probes the lab drives."""

@@ -1,0 +1,116 @@
+"""The second client: httpx (h11 / h2) over exactly the protocol a route claims.
+
+It decides, before any load runs, whether a route offers its protocol at all, and
+re-checks a route whenever a load tool reports failures, so that a tool's parser problem
+is not blamed on the server.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+_HTTP_VERSION = {("HTTP/2", "http"): "h2c", ("HTTP/2", "https"): "h2", ("HTTP/1.1", "http"): "http/1.1",
+                 ("HTTP/1.1", "https"): "http/1.1"}
+
+
+@dataclass
+class ProbeResult:
+    url: str
+    client: str
+    attempts: int
+    ok_2xx: int = 0
+    negotiated: str | None = None
+    statuses: list[int] = field(default_factory=list)
+    error: str | None = None
+    status_line: str | None = None  # raw HTTP/1.1 status line, where there is one
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def all_ok(self) -> bool:
+        return self.attempts > 0 and self.ok_2xx == self.attempts
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _client(client: str, ca: str | None, timeout: float) -> httpx.Client:
+    verify: ssl.SSLContext | bool = False
+    if ca:
+        verify = ssl.create_default_context(cafile=str(ca))
+    if client == "h2c":
+        return httpx.Client(http1=False, http2=True, verify=verify, timeout=timeout)
+    if client == "h2":
+        # Offer both, as a browser does, and see what the server picks.
+        return httpx.Client(http1=True, http2=True, verify=verify, timeout=timeout)
+    return httpx.Client(http1=True, http2=False, verify=verify, timeout=timeout)
+
+
+def check(
+    url: str,
+    client: str,
+    ca: str | None = None,
+    attempts: int = 1,
+    timeout: float = 10.0,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> ProbeResult:
+    """Sends ``attempts`` requests over one connection and records what came back."""
+    res = ProbeResult(url=url, client=client, attempts=attempts)
+    scheme = urlsplit(url).scheme
+    try:
+        with _client(client, ca, timeout) as c:
+            for _ in range(attempts):
+                r = c.request(method, url, content=body)
+                res.statuses.append(r.status_code)
+                res.negotiated = _HTTP_VERSION.get((r.http_version, scheme), r.http_version)
+                res.headers = {k: v for k, v in r.headers.items() if k.lower() in
+                               ("server", "content-type", "content-length", "via")}
+                if 200 <= r.status_code < 300:
+                    res.ok_2xx += 1
+    except (httpx.HTTPError, OSError, ValueError) as exc:  # h2 raises ValueError-ish too
+        res.error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - h2's protocol errors are not httpx errors
+        res.error = f"{type(exc).__name__}: {exc}"[:300]
+    if client in ("h1", "h1-tls") and res.statuses:
+        res.status_line = raw_status_line(url, ca)
+    return res
+
+
+def raw_status_line(url: str, ca: str | None = None, timeout: float = 5.0) -> str | None:
+    """The exact HTTP/1.1 status line bytes: load tools differ on what they accept."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        sock = socket.create_connection((parts.hostname, port), timeout=timeout)
+        if parts.scheme == "https":
+            ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+            ctx.set_alpn_protocols(["http/1.1"])
+            sock = ctx.wrap_socket(sock, server_hostname=parts.hostname)
+        with sock:
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data and len(data) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return repr(data.split(b"\r\n", 1)[0].decode("latin-1") + "\r\n")
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def healthy(url: str, ca: str | None = None, timeout: float = 1.0) -> bool:
+    try:
+        verify = ssl.create_default_context(cafile=str(ca)) if ca else False
+        r = httpx.get(url, verify=verify, timeout=timeout)
+        return r.status_code == 200
+    except (httpx.HTTPError, OSError):
+        return False
