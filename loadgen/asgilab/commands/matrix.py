@@ -1,9 +1,85 @@
-"""matrix: placeholder until the matrix lands."""
+"""matrix / report: measure the routes and write reports/."""
 
 from __future__ import annotations
 
 import argparse
+import os
+
+from asgilab import catalog, cli, matrix, presets, report, runtime
+from asgilab.runtime.local import require
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser("matrix", help="run a preset against the lab and write reports/")
+    cli.common(p)
+    p.add_argument("--preset", default=os.environ.get("PRESET") or presets.DEFAULT_PRESET,
+                   help=f"preset name from loadgen/presets.toml (default: {presets.DEFAULT_PRESET})")
+    p.add_argument("--redo", action="store_true", help="run cells again even if already done")
+    p.set_defaults(func=cmd_matrix)
+    p = sub.add_parser("report", help="rewrite reports/index.html and cells.csv from the results")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("presets", help="list the matrix presets")
+    p.set_defaults(func=cmd_presets)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    for name, p in presets.load_all().items():
+        print(f"  {name:<8} {len(p.scenarios)} scenario(s): {p.description}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(f"asgilab: wrote {report.write()}")
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    preset = presets.get(args.preset)
+    servers = catalog.pick(catalog.load_servers(), args.servers, "server")
+    wanted = args.proxies if args.proxies is not None else preset.proxies
+    proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
+    rt = runtime.get(args.runtime)
+
+    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
+        return _on_compose(rt, args, servers, proxies)
+
+    h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
+    started_here = rt.running() is None
+    try:
+        if started_here:
+            print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
+        rt.up(servers, proxies)
+        topo = rt.topology(servers, proxies)
+        cells = matrix.plan(preset, topo)
+        print(f"asgilab: preset {preset.name}: {len(cells)} cells "
+              f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} routes) "
+              f"on the {rt.name} runtime", flush=True)
+        runner = matrix.Runner(
+            topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin
+        )
+        ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
+    finally:
+        if started_here:
+            rt.down()
+        if not os.environ.get("LAB_INSIDE"):
+            out = report.write()
+            print(f"asgilab: report: {out}")
+    print(f"asgilab: {ran} cells run, {skipped} skipped")
+    return 0
+
+
+def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[str]) -> int:
+    """Runs the driver inside the loadgen container; results land in the host's reports/."""
+    started_here = rt.running() is None
+    try:
+        rt.up(servers, proxies)
+        inner = ["matrix", "--runtime", "compose", "--preset", args.preset,
+                 "--servers", ",".join(servers), "--proxies", ",".join(proxies)]
+        if args.redo:
+            inner.append("--redo")
+        code = rt.run_in_loadgen(inner)
+    finally:
+        if started_here:
+            rt.down()
+        print(f"asgilab: report: {report.write()}")
+    return code

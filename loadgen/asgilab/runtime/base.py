@@ -57,6 +57,10 @@ class Runtime(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the proxies and tools as this runtime runs them."""
 
+    def ca(self) -> str | None:
+        """CA certificate that verifies the lab's TLS listeners (None: do not verify)."""
+        return None
+
     def placement(self) -> dict[str, str]:
         """CPU placement of the lab's parts; empty when the runtime does not pin."""
         return {}

@@ -28,11 +28,13 @@ BIN_DIR = Path(sys.executable).parent
 
 
 def which(tool: str) -> str | None:
-    """Finds a tool in the lab's venv first, then on PATH and in sbin (nginx, haproxy)."""
+    """Finds a tool in the lab's venv first, then on LAB_TOOL_PATH (default: PATH and sbin,
+    where Debian puts nginx and haproxy)."""
     local = BIN_DIR / tool
     if local.exists():
         return str(local)
-    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
+    default = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
+    return shutil.which(tool, path=os.environ.get("LAB_TOOL_PATH", default))
 
 
 def require(tool: str, how: str = "run `make setup`") -> str:
@@ -86,6 +88,9 @@ class LocalRuntime(Runtime):
         if not all(pid_alive(p) for p in state["pids"].values()):
             return None
         return state
+
+    def ca(self) -> str | None:
+        return str(self.certs().ca)
 
     def certs(self) -> certs.CertPaths:
         return certs.ensure(self.dir / "certs", ["localhost", HOST])

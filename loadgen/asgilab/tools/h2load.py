@@ -6,6 +6,7 @@ real outputs kept under tests/data/h2load.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -187,7 +188,8 @@ def command(
         argv += ["-D", f"{duration_s:g}"]
         if warmup_s:
             argv += [f"--warm-up-time={warmup_s:g}"]
-    argv += ["-N", f"{inactivity_timeout_s:g}", *(extra or []), *urls]
+    # -N takes whole seconds only.
+    argv += ["-N", str(math.ceil(inactivity_timeout_s)), *(extra or []), *urls]
     return argv
 
 

@@ -29,6 +29,7 @@ class ProbeResult:
     error: str | None = None
     status_line: str | None = None  # raw HTTP/1.1 status line, where there is one
     headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None  # the last response's body, first 2 KiB
 
     @property
     def all_ok(self) -> bool:
@@ -70,6 +71,7 @@ def check(
                 res.negotiated = _HTTP_VERSION.get((r.http_version, scheme), r.http_version)
                 res.headers = {k: v for k, v in r.headers.items() if k.lower() in
                                ("server", "content-type", "content-length", "via")}
+                res.body = r.text[:2048]
                 if 200 <= r.status_code < 300:
                     res.ok_2xx += 1
     except (httpx.HTTPError, OSError, ValueError) as exc:  # h2 raises ValueError-ish too

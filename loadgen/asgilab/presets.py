@@ -1,0 +1,79 @@
+"""Matrix presets (loadgen/presets.toml): which routes and scenarios a run covers."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+
+from asgilab import paths
+from asgilab.errors import LabError
+
+DEFAULT_PRESET = "talk"
+PAGE_CALLS = 24
+PAGE_H1_CONNECTIONS = 6  # what a browser opens per origin over HTTP/1.1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str  # load | page24
+    path: str = "/query"
+    clients: int = 10
+    requests: int = 100
+    streams: int = 1
+    delay: float = 3.0
+    timeout_s: float = 300.0
+
+    @property
+    def id(self) -> str:
+        if self.kind == "page24":
+            return f"page24-d{self.delay:g}"
+        slug = self.path.strip("/").replace("/", "-") or "root"
+        return f"{slug}-c{self.clients}-n{self.requests}-m{self.streams}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "page24":
+            return f"24-request page, {self.delay:g} s per request (h1: 6 connections; h2: 1 connection)"
+        return f"h2load -c {self.clients} -n {self.requests} -m {self.streams} {self.path}"
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "id": self.id, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    proxies: list[str]
+    paths: list[str] | None
+    clients: list[str]
+    scenarios: list[Scenario] = field(default_factory=list)
+
+
+def load_all() -> dict[str, Preset]:
+    path = paths.LOADGEN_DIR / "presets.toml"
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    out = {}
+    for name, spec in data.get("presets", {}).items():
+        scenarios = []
+        for raw in spec.get("scenarios", []):
+            if raw.get("kind") not in ("load", "page24"):
+                raise LabError(f"preset {name}: unknown scenario kind {raw.get('kind')!r}")
+            scenarios.append(Scenario(**raw))
+        out[name] = Preset(
+            name=name,
+            description=spec.get("description", ""),
+            proxies=list(spec.get("proxies", [])),
+            paths=spec.get("paths"),
+            clients=list(spec.get("clients", ["h1", "h2"])),
+            scenarios=scenarios,
+        )
+    return out
+
+
+def get(name: str) -> Preset:
+    presets = load_all()
+    if name not in presets:
+        raise LabError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
+    return presets[name]

@@ -1,0 +1,86 @@
+"""The result store: one JSON file per cell, and cells.csv derived from them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from asgilab import paths
+
+SCHEMA = 1
+STATUSES = ("ok", "unsupported", "failed", "invalid")
+CSV_COLUMNS = (
+    "runtime", "server", "proxy", "upstream_protocol", "client_protocol", "negotiated_protocol",
+    "scenario", "tool", "status", "req_per_s", "succeeded", "failed", "finished_ms", "reason",
+    "cell_id",
+)
+
+
+def results_dir(runtime: str) -> Path:
+    return paths.reports_dir() / "results" / runtime
+
+
+def cell_path(runtime: str, cell_id: str) -> Path:
+    return results_dir(runtime) / f"{cell_id}.json"
+
+
+def load(runtime: str, cell_id: str) -> dict | None:
+    try:
+        return json.loads(cell_path(runtime, cell_id).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def save(result: dict) -> Path:
+    """Writes atomically, so an interrupted run never leaves half a cell behind."""
+    path = cell_path(result["runtime"], result["cell_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def load_all() -> list[dict]:
+    root = paths.reports_dir() / "results"
+    out = []
+    for p in sorted(root.glob("*/*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def csv_row(r: dict) -> dict:
+    route = r["route"]
+    return {
+        "runtime": r["runtime"],
+        "server": route["server"],
+        "proxy": route["proxy"],
+        "upstream_protocol": route["upstream"],
+        "client_protocol": route["client"],
+        "negotiated_protocol": r.get("negotiated_protocol") or "",
+        "scenario": r["scenario"]["id"],
+        "tool": r["tool"],
+        "status": r["status"],
+        "req_per_s": "" if r.get("req_per_s") is None else f"{r['req_per_s']:.2f}",
+        "succeeded": r.get("succeeded", ""),
+        "failed": r.get("failed", ""),
+        "finished_ms": "" if r.get("finished_ms") is None else f"{r['finished_ms']:.1f}",
+        "reason": r.get("reason", ""),
+        "cell_id": r["cell_id"],
+    }
+
+
+def write_csv(results: list[dict], path: Path | None = None) -> Path:
+    path = path or paths.reports_dir() / "cells.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for r in results:
+            w.writerow(csv_row(r))
+    return path

@@ -1,0 +1,110 @@
+"""Planning, command lines and verdicts: what a number is worth."""
+
+import pytest
+from conftest import DATA
+
+from asgilab import catalog, matrix, presets, topology
+from asgilab.tools import h2load
+from asgilab.tools.probe import ProbeResult
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return topology.build(catalog.load_servers(), catalog.load_proxies(), 20000, lambda s: "127.0.0.1")
+
+
+def summary(name: str) -> h2load.Summary:
+    return h2load.parse((DATA / "h2load" / name).read_text())
+
+
+def ok_probe(negotiated="http/1.1", n=20, status_line=None):
+    return ProbeResult("u", "h1", n, ok_2xx=n, negotiated=negotiated, statuses=[200] * n,
+                       status_line=status_line)
+
+
+def test_quick_preset_covers_four_servers_three_paths_two_protocols(topo):
+    cells = matrix.plan(presets.get("quick"), topo)
+    routes = {c.route for c in cells}
+    assert {r.server for r in routes} == set(catalog.load_servers())
+    assert {r.proxy for r in routes} == {"direct", "nginx", "haproxy"}
+    assert {r.client for r in routes} == {"h1", "h2"}
+    assert len({c.id for c in cells}) == len(cells)
+
+
+def test_talk_preset_is_the_talks_grid(topo):
+    p = presets.get("talk")
+    loads = {(s.clients, s.requests, s.streams) for s in p.scenarios if s.kind == "load"}
+    assert loads == {(c, n, m) for c, n in ((10, 100), (50, 5000), (100, 10000)) for m in (1, 5)}
+    assert any(s.kind == "page24" and s.delay == 3 for s in p.scenarios)
+    assert {c.route.proxy for c in matrix.plan(p, topo)} == {"direct", "nginx", "haproxy", "envoy"}
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(Exception, match="choose one of: .*quick"):
+        presets.get("nope")
+
+
+def test_page24_uses_six_h1_connections_or_one_h2_connection(topo):
+    s = presets.Scenario(kind="page24", delay=0.5)
+    h1 = matrix.h2load_argv(matrix.Cell(s, topo.route("granian.direct.h1")))
+    h2 = matrix.h2load_argv(matrix.Cell(s, topo.route("granian.direct.h2")))
+    assert h1[h1.index("-c") + 1] == "6" and h1[h1.index("-m") + 1] == "1"
+    assert h2[h2.index("-c") + 1] == "1" and h2[h2.index("-m") + 1] == "24"
+    assert sum("/message/" in a for a in h2) == 24 and "delay=0.5" in h2[-1]
+
+
+def test_clean_run_is_ok(topo):
+    v = matrix.verdict_from_summary(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h2c"))
+    assert v.status == "ok"
+
+
+def test_wrong_protocol_is_never_ok(topo):
+    # An h2c run claimed as HTTP/1.1 must not count.
+    v = matrix.verdict_from_summary(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h1"))
+    assert v.status == "invalid" and "claims http/1.1" in v.reason
+
+
+def test_no_protocol_negotiated_is_unsupported(topo):
+    v = matrix.verdict_from_summary(summary("tls-to-cleartext-port.txt"), topo.route("uvicorn.direct.h2"))
+    assert v.status == "unsupported"
+
+
+def test_tool_rejection_confirmed_by_second_client_is_invalid(topo):
+    route = topo.route("hypercorn.direct.h1")
+    s = summary("hypercorn-h1-c10-n200-m5.txt")
+    assert matrix.verdict_from_summary(s, route) is None  # failures: needs a second opinion
+    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="'HTTP/1.1 200 \\r\\n'"))
+    assert v.status == "invalid" and "HTTP/1.1 200 " in v.reason and "httpx got 20/20" in v.reason
+
+
+def test_failure_seen_by_both_clients_is_failed(topo):
+    route = topo.route("uvicorn.direct.h1")
+    s = summary("uvicorn-h1-404.txt")
+    bad = ProbeResult("u", "h1", 20, ok_2xx=0, negotiated="http/1.1", statuses=[404] * 20)
+    v = matrix.verdict_from_recheck(s, route, bad)
+    assert v.status == "failed" and "404" in v.reason
+
+
+def test_second_client_on_another_protocol_does_not_excuse_the_tool(topo):
+    route = topo.route("hypercorn.direct.h2")
+    s = summary("uvicorn-h2c-unsupported.txt")
+    v = matrix.verdict_from_recheck(s, route, ok_probe(negotiated="http/1.1"))
+    assert v.status == "failed"
+
+
+def test_route_checks(topo):
+    edge_h2 = ok_probe("h2", 2)
+    # Direct h2 where the server picks HTTP/1.1 from ALPN: unsupported.
+    v = matrix.verdict_from_checks(topo.route("uvicorn.direct.h2"), ok_probe("http/1.1", 2), {"http_version": "1.1"}, None)
+    assert v.status == "unsupported" and "negotiated http/1.1" in v.reason
+    # Proxy that silently fell back to HTTP/1.1 upstream: the app saw 1.1.
+    route = topo.route("uvicorn.haproxy-h2.h2")
+    v = matrix.verdict_from_checks(route, edge_h2, {"http_version": "1.1"}, ok_probe("h2", 1))
+    assert v.status == "unsupported" and "fell back" in v.reason
+    # Server without the upstream protocol: unsupported, not failed.
+    no_h2c = ProbeResult("u", "h2c", 1, error="RemoteProtocolError: Server disconnected")
+    v = matrix.verdict_from_checks(topo.route("daphne.haproxy-h2c.h1"), ok_probe("http/1.1", 2),
+                                   {"http_version": "2"}, no_h2c)
+    assert v.status == "unsupported" and "does not offer h2c" in v.reason
+    # Everything as claimed: go ahead.
+    assert matrix.verdict_from_checks(route, edge_h2, {"http_version": "2"}, ok_probe("h2", 1)) is None

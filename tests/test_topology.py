@@ -1,0 +1,54 @@
+"""Route generation from the catalog and proxy definitions."""
+
+from asgilab import catalog, topology
+
+
+def build(**kw):
+    return topology.build(
+        catalog.load_servers(), catalog.load_proxies(), 20000, lambda s: "127.0.0.1", **kw
+    )
+
+
+def test_every_server_has_four_direct_routes():
+    t = build()
+    for server in catalog.load_servers():
+        direct = {r.client for r in t.routes if r.server == server and r.proxy == "direct"}
+        assert direct == {"h1", "h1-tls", "h2c", "h2"}
+
+
+def test_proxy_paths_follow_their_upstreams_and_edges():
+    t = build()
+    paths = {r.path for r in t.routes if r.server == "uvicorn"}
+    assert paths == {"direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
+                     "envoy-h1", "envoy-h2c", "envoy-h2"}
+    # nginx serves cleartext h2 only on its own port; HAProxy serves h1 and h2c on one.
+    ng = {r.client: r.port for r in t.routes if r.id.startswith("uvicorn.nginx-h1.")}
+    assert ng["h2c"] != ng["h1"] and ng["h2"] == ng["h1-tls"]
+    hp = {r.client: r.port for r in t.routes if r.id.startswith("uvicorn.haproxy-h2c.")}
+    assert hp["h2c"] == hp["h1"]
+
+
+def test_h2_upstream_targets_the_tls_listener():
+    t = build()
+    f = next(f for f in t.frontends if f.proxy == "haproxy" and f.upstream == "h2")
+    assert f.target.kind == "tls"
+    f = next(f for f in t.frontends if f.proxy == "envoy" and f.upstream == "h2c")
+    assert f.target.kind == "clear"
+
+
+def test_ports_unique_and_stable_under_selection():
+    full = build()
+    ports = full.ports()
+    assert len(ports) == len(set(ports))
+    sub = build(only_servers=["granian"], only_proxies=["nginx"])
+    assert {r.id for r in sub.routes} <= {r.id for r in full.routes}
+    for r in sub.routes:
+        assert full.route(r.id).port == r.port
+    assert {r.proxy for r in sub.routes} == {"direct", "nginx"}
+
+
+def test_route_urls_and_claims():
+    r = build().route("daphne.haproxy-h2.h2")
+    assert r.url("/q").startswith("https://127.0.0.1:") and r.negotiated == "h2"
+    assert r.path == "haproxy-h2" and r.to_dict()["id"] == "daphne.haproxy-h2.h2"
+    assert build().route("daphne.direct.h2c").negotiated == "h2c"
