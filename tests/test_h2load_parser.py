@@ -1,9 +1,9 @@
 """The h2load parser on real outputs captured on this machine (nghttp2 1.52)."""
 
 import pytest
-from conftest import DATA
 
 from asgilab.tools import h2load
+from conftest import DATA
 
 
 def load(name: str) -> h2load.Summary:

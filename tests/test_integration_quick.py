@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import asgilab, lab_processes
 
 from asgilab import catalog
+from conftest import asgilab, lab_processes
 
 pytestmark = pytest.mark.integration
 

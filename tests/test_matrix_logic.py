@@ -1,11 +1,11 @@
 """Planning, command lines and verdicts: what a number is worth."""
 
 import pytest
-from conftest import DATA
 
 from asgilab import catalog, matrix, presets, topology
 from asgilab.tools import h2load
 from asgilab.tools.probe import ProbeResult
+from conftest import DATA
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,9 @@ def test_second_client_on_another_protocol_does_not_excuse_the_tool(topo):
 def test_route_checks(topo):
     edge_h2 = ok_probe("h2", 2)
     # Direct h2 where the server picks HTTP/1.1 from ALPN: unsupported.
-    v = matrix.verdict_from_checks(topo.route("uvicorn.direct.h2"), ok_probe("http/1.1", 2), {"http_version": "1.1"}, None)
+    v = matrix.verdict_from_checks(
+        topo.route("uvicorn.direct.h2"), ok_probe("http/1.1", 2), {"http_version": "1.1"}, None
+    )
     assert v.status == "unsupported" and "negotiated http/1.1" in v.reason
     # Proxy that silently fell back to HTTP/1.1 upstream: the app saw 1.1.
     route = topo.route("uvicorn.haproxy-h2.h2")

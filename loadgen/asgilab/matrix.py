@@ -231,15 +231,18 @@ class Runner:
         try:
             summary = h2load.parse(ran.output)
         except h2load.ParseError as exc:
-            return self._finish(result, Verdict("invalid", f"{exc} (exit {ran.returncode})", _tail(ran.output)))
+            verdict = Verdict("invalid", f"{exc} (exit {ran.returncode})", _tail(ran.output))
+            return self._finish(result, verdict)
         result["figures"] = summary.to_dict()
         result["negotiated_protocol"] = summary.application_protocol
         result["succeeded"], result["failed"] = summary.succeeded, summary.total - summary.succeeded
         result["finished_ms"] = summary.finished_ms
         verdict = verdict_from_summary(summary, route)
         if verdict is None:
-            recheck_url = page_urls(route, scenario.delay)[0] if scenario.kind == "page24" else route.url(scenario.path)
-            attempts = 3 if scenario.kind == "page24" else RECHECK_ATTEMPTS
+            if scenario.kind == "page24":
+                recheck_url, attempts = page_urls(route, scenario.delay)[0], 3
+            else:
+                recheck_url, attempts = route.url(scenario.path), RECHECK_ATTEMPTS
             second = probe.check(recheck_url, route.client, self.ca, attempts=attempts,
                                  timeout=scenario.delay + 10)
             result["second_client"] = second.to_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from asgilab import paths
 from asgilab.errors import LabError
@@ -72,8 +72,16 @@ def load_all() -> dict[str, Preset]:
     return out
 
 
-def get(name: str) -> Preset:
+def get(name: str, scenarios: list[str] | None = None) -> Preset:
+    """A preset by name, optionally narrowed to some of its scenario ids."""
     presets = load_all()
     if name not in presets:
         raise LabError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
-    return presets[name]
+    preset = presets[name]
+    if not scenarios:
+        return preset
+    known = [s.id for s in preset.scenarios]
+    unknown = [s for s in scenarios if s not in known]
+    if unknown:
+        raise LabError(f"preset {name} has no scenario {', '.join(unknown)}; it has: {', '.join(known)}")
+    return replace(preset, scenarios=[s for s in preset.scenarios if s.id in scenarios])

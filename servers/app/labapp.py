@@ -50,11 +50,11 @@ async def echo(request: Request) -> Response:
     return Response(body, media_type=request.headers.get("content-type", "application/octet-stream"))
 
 
-PAGE = """<!doctype html>
+PAGE = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>asgi-lab: 24 requests</title></head>
 <body>
 <h1>24 requests</h1>
-<p>Fires {calls} <code>fetch('/message/{{i}}')</code> calls at once and shows the total time.</p>
+<p>Fires {PAGE_CALLS} <code>fetch('/message/{{i}}')</code> calls at once and shows the total time.</p>
 <button id="go">Go</button>
 <p>Total: <output id="total">-</output> ms</p>
 <ol id="out"></ol>
@@ -65,12 +65,14 @@ async function run() {{
   const out = document.getElementById("out");
   out.innerHTML = "";
   const t0 = performance.now();
-  const texts = await Promise.all([...Array({calls}).keys()].map(async (i) => {{
+  const texts = await Promise.all([...Array({PAGE_CALLS}).keys()].map(async (i) => {{
     const r = await fetch("/message/" + i + delay, {{cache: "no-store"}});
     return (await r.json()).text;
   }}));
   const total = Math.round(performance.now() - t0);
-  for (const t of texts) {{ const li = document.createElement("li"); li.textContent = t; out.appendChild(li); }}
+  for (const t of texts) {{
+    const li = document.createElement("li"); li.textContent = t; out.appendChild(li);
+  }}
   document.getElementById("total").textContent = total;
   window.labResult = {{total_ms: total, count: texts.length}};
   return window.labResult;
@@ -78,7 +80,7 @@ async function run() {{
 document.getElementById("go").addEventListener("click", run);
 </script>
 </body></html>
-""".format(calls=PAGE_CALLS)
+"""
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -97,8 +99,8 @@ REPORTED_PACKAGES = (
 @app.get("/_lab/info")
 async def lab_info(request: Request) -> dict[str, object]:
     """What the server told the app: ASGI versions, HTTP version, package versions."""
-    from importlib import metadata
     import platform
+    from importlib import metadata
 
     versions = {}
     for name in REPORTED_PACKAGES:

@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default=os.environ.get("PRESET") or presets.DEFAULT_PRESET,
                    help=f"preset name from loadgen/presets.toml (default: {presets.DEFAULT_PRESET})")
     p.add_argument("--redo", action="store_true", help="run cells again even if already done")
+    p.add_argument("--scenarios", type=cli._split,
+                   help="comma-separated scenario ids of the preset (default: all), "
+                        "e.g. query-c50-n5000-m1,page24-d3")
     p.set_defaults(func=cmd_matrix)
     p = sub.add_parser("report", help="rewrite reports/index.html and cells.csv from the results")
     p.set_defaults(func=cmd_report)
@@ -34,7 +37,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    preset = presets.get(args.preset)
+    preset = presets.get(args.preset, args.scenarios)
     servers = catalog.pick(catalog.load_servers(), args.servers, "server")
     wanted = args.proxies if args.proxies is not None else preset.proxies
     proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
@@ -77,6 +80,8 @@ def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[
                  "--servers", ",".join(servers), "--proxies", ",".join(proxies)]
         if args.redo:
             inner.append("--redo")
+        if args.scenarios:
+            inner += ["--scenarios", ",".join(args.scenarios)]
         code = rt.run_in_loadgen(inner)
     finally:
         if started_here:
