@@ -81,3 +81,16 @@ def test_command_lines():
     assert "-D" in d and "--warm-up-time=2" in d and "-n" not in d
     with pytest.raises(ValueError):
         h2load.command(["http://x/"], "h1", 1)
+
+
+def test_selfcheck_tells_which_status_lines_h2load_accepts():
+    """Runs the installed h2load against a throw-away responder on 127.0.0.1."""
+    from asgilab.runtime.local import which
+    from asgilab.tools import h2load_selfcheck, probe
+
+    binary = which("h2load") or pytest.skip("h2load not installed (make setup)")
+    checks = h2load_selfcheck.run(binary)
+    assert checks["with_reason_phrase"] is True  # the check can pass ...
+    assert checks["empty_reason_phrase"] in (True, False)  # ... and answers the question
+    assert probe.empty_reason_phrase("HTTP/1.1 200 ") and probe.empty_reason_phrase("HTTP/1.1 200")
+    assert not probe.empty_reason_phrase("HTTP/1.1 200 OK")

@@ -73,8 +73,13 @@ def test_tool_rejection_confirmed_by_second_client_is_invalid(topo):
     route = topo.route("hypercorn.direct.h1")
     s = summary("hypercorn-h1-c10-n200-m5.txt")
     assert matrix.verdict_from_summary(s, route) is None  # failures: needs a second opinion
-    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="'HTTP/1.1 200 \\r\\n'"))
+    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "),
+                                    {"empty_reason_phrase": False})
     assert v.status == "invalid" and "HTTP/1.1 200 " in v.reason and "httpx got 20/20" in v.reason
+    assert "rejects an empty reason phrase" in v.reason
+    # Without the self-check's evidence the lab does not claim a cause.
+    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "))
+    assert v.status == "invalid" and "rejects an empty" not in v.reason
 
 
 def test_failure_seen_by_both_clients_is_failed(topo):

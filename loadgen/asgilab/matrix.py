@@ -104,18 +104,28 @@ def verdict_from_summary(s: h2load.Summary, route: Route) -> Verdict | None:
     return None
 
 
-def verdict_from_recheck(s: h2load.Summary, route: Route, second: probe.ProbeResult) -> Verdict:
+def verdict_from_recheck(
+    s: h2load.Summary,
+    route: Route,
+    second: probe.ProbeResult,
+    tool_checks: dict[str, bool | None] | None = None,
+) -> Verdict:
     tool = (
         f"h2load: {s.succeeded} of {s.total} succeeded, {s.failed} failed, {s.errored} errored, "
         f"{s.timeout} timed out; status classes {s.status_2xx}/{s.status_3xx}/{s.status_4xx}/"
         f"{s.status_5xx} (2xx/3xx/4xx/5xx)"
     )
     if second.all_ok and second.negotiated == route.negotiated:
-        why = (
-            f"; responses h2load did not count as 2xx; status line {second.status_line}"
-            if second.status_line and s.status_2xx == 0 and s.done > 0
-            else ""
-        )
+        why = ""
+        if second.status_line is not None and s.status_2xx == 0 and s.done > 0:
+            why = f"; the server's status line is {second.status_line + chr(13) + chr(10)!r}"
+            if probe.empty_reason_phrase(second.status_line) and (tool_checks or {}).get(
+                "empty_reason_phrase"
+            ) is False:
+                why += (
+                    " and this h2load rejects an empty reason phrase (self-check this run), "
+                    "which RFC 9112 allows"
+                )
         return Verdict(
             "invalid",
             f"{tool}, but httpx got {second.ok_2xx}/{second.attempts} 2xx over "
@@ -176,6 +186,7 @@ class Runner:
         preset: str,
         h2load_binary: str = "h2load",
         log: Callable[[str], None] = print,
+        tool_checks: dict[str, bool | None] | None = None,
     ) -> None:
         self.topo = topo
         self.runtime = runtime_name
@@ -185,6 +196,7 @@ class Runner:
         self.preset = preset
         self.h2load = h2load_binary
         self.log = log
+        self.tool_checks = tool_checks or {}
         self._checks: dict[str, RouteCheck] = {}
         self._upstream: dict[tuple[str, str], probe.ProbeResult] = {}
         self.settings = catalog.load_settings()
@@ -246,7 +258,7 @@ class Runner:
             second = probe.check(recheck_url, route.client, self.ca, attempts=attempts,
                                  timeout=scenario.delay + 10)
             result["second_client"] = second.to_dict()
-            verdict = verdict_from_recheck(summary, route, second)
+            verdict = verdict_from_recheck(summary, route, second, self.tool_checks)
             verdict.sample = "\n".join(summary.warnings) or _tail(ran.output)
         if verdict.status == "ok":
             result["req_per_s"] = summary.req_per_s
@@ -282,6 +294,7 @@ class Runner:
                 "asgi": info.get("asgi", {}),
                 "server_python": info.get("python"),
                 "tools": self.tool_versions,
+                "h2load_accepts": self.tool_checks,
                 "driver_python": platform.python_version(),
             },
             "settings": {

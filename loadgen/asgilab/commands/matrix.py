@@ -7,6 +7,7 @@ import os
 
 from asgilab import catalog, cli, matrix, presets, report, runtime
 from asgilab.runtime.local import require
+from asgilab.tools import h2load_selfcheck
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +59,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
               f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} routes) "
               f"on the {rt.name} runtime", flush=True)
         runner = matrix.Runner(
-            topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin
+            topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
+            tool_checks=h2load_selfcheck.run(h2load_bin),
         )
         ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
     finally:

@@ -27,7 +27,7 @@ class ProbeResult:
     negotiated: str | None = None
     statuses: list[int] = field(default_factory=list)
     error: str | None = None
-    status_line: str | None = None  # raw HTTP/1.1 status line, where there is one
+    status_line: str | None = None  # raw HTTP/1.1 status line without CRLF, where there is one
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the last response's body, first 2 KiB
 
@@ -104,9 +104,17 @@ def raw_status_line(url: str, ca: str | None = None, timeout: float = 5.0) -> st
                 if not chunk:
                     break
                 data += chunk
-        return repr(data.split(b"\r\n", 1)[0].decode("latin-1") + "\r\n")
+        return data.split(b"\r\n", 1)[0].decode("latin-1")
     except (OSError, ssl.SSLError):
         return None
+
+
+def empty_reason_phrase(status_line: str | None) -> bool:
+    """'HTTP/1.1 200 ' or 'HTTP/1.1 200': valid per RFC 9112, rejected by some tools."""
+    if not status_line:
+        return False
+    parts = status_line.split(" ", 2)
+    return len(parts) < 3 or not parts[2].strip()
 
 
 def healthy(url: str, ca: str | None = None, timeout: float = 1.0) -> bool:
