@@ -115,3 +115,15 @@ def test_route_checks(topo):
     assert v.status == "unsupported" and "does not offer h2c" in v.reason
     # Everything as claimed: go ahead.
     assert matrix.verdict_from_checks(route, edge_h2, {"http_version": "2"}, ok_probe("h2", 1)) is None
+
+
+def test_real_errors_under_load_are_failed_even_if_second_client_succeeds(topo):
+    """5xx counted by h2load are the server's or proxy's, not the tool's."""
+    text = (DATA / "h2load" / "hypercorn-h2c-c10-n200.txt").read_text()
+    text = text.replace("200 succeeded, 0 failed", "190 succeeded, 10 failed").replace(
+        "200 2xx, 0 3xx, 0 4xx, 0 5xx", "190 2xx, 0 3xx, 0 4xx, 10 5xx")
+    s = h2load.parse(text)
+    route = topo.route("hypercorn.envoy-h2c.h2c")
+    assert matrix.verdict_from_summary(s, route) is None
+    v = matrix.verdict_from_recheck(s, route, ok_probe("h2c"))
+    assert v.status == "failed" and "under load only" in v.reason

@@ -115,9 +115,13 @@ def verdict_from_recheck(
         f"{s.timeout} timed out; status classes {s.status_2xx}/{s.status_3xx}/{s.status_4xx}/"
         f"{s.status_5xx} (2xx/3xx/4xx/5xx)"
     )
-    if second.all_ok and second.negotiated == route.negotiated:
+    second_ok = second.all_ok and second.negotiated == route.negotiated
+    # Responses h2load finished but could not put in a status class: it did not parse them.
+    unclassified = s.done - (s.status_2xx + s.status_3xx + s.status_4xx + s.status_5xx)
+    real_failures = s.status_4xx + s.status_5xx + s.errored + s.timeout
+    if second_ok and real_failures == 0 and unclassified > 0:
         why = ""
-        if second.status_line is not None and s.status_2xx == 0 and s.done > 0:
+        if second.status_line is not None:
             why = f"; the server's status line is {second.status_line + chr(13) + chr(10)!r}"
             if probe.empty_reason_phrase(second.status_line) and (tool_checks or {}).get(
                 "empty_reason_phrase"
@@ -130,6 +134,12 @@ def verdict_from_recheck(
             "invalid",
             f"{tool}, but httpx got {second.ok_2xx}/{second.attempts} 2xx over "
             f"{second.negotiated}: the load tool rejects what the server sends{why}",
+        )
+    if second_ok:
+        return Verdict(
+            "failed",
+            f"{tool}; under load only: httpx then got {second.ok_2xx}/{second.attempts} 2xx "
+            f"over {second.negotiated} one request at a time",
         )
     seen = second.error or f"statuses {sorted(set(second.statuses))}"
     return Verdict("failed", f"{tool}; httpx also failed ({second.ok_2xx}/{second.attempts} 2xx: {seen})")
