@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from asgilab import cli, runtime
 from asgilab.topology import PROTOCOL_LABEL
@@ -44,7 +45,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     # Stop both: a lab started by one runtime must not survive a switch of LAB_RUNTIME.
-    names = [args.runtime] if args.runtime else ["local"] + (
+    forced = args.runtime or os.environ.get("LAB_RUNTIME")
+    names = [forced] if forced and forced != "auto" else ["local"] + (
         ["compose"] if runtime.docker_engine_answers() else []
     )
     for name in names:

@@ -54,6 +54,15 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: tells our process from a recycled pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -81,11 +90,17 @@ class LocalRuntime(Runtime):
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def _ours(self, state: dict) -> list[int]:
+        """Recorded pids that still belong to the processes we started."""
+        starts = state.get("start_times", {})
+        return [
+            pid for name, pid in state.get("pids", {}).items()
+            if pid_alive(pid) and start_time(pid) == starts.get(name, start_time(pid))
+        ]
+
     def running(self) -> dict | None:
         state = self._state()
-        if not state:
-            return None
-        if not all(pid_alive(p) for p in state["pids"].values()):
+        if not state or len(self._ours(state)) != len(state["pids"]):
             return None
         return state
 
@@ -116,11 +131,13 @@ class LocalRuntime(Runtime):
         logs.mkdir(parents=True, exist_ok=True)
         variants = catalog.load_servers()
         pids: dict[str, int] = {}
+        starts: dict[str, str | None] = {}
         state = {
             "runtime": self.name,
             "servers": servers,
             "proxies": proxies,
             "pids": pids,
+            "start_times": starts,
             "started_at": time.time(),
         }
         try:
@@ -133,10 +150,12 @@ class LocalRuntime(Runtime):
                 ]
                 argv[0] = require(argv[0], "run `make setup` (installs servers/requirements.txt)")
                 pids[li.name] = self._spawn(li.name, argv, paths.APP_DIR, logs)
+                starts[li.name] = start_time(pids[li.name])
                 self._save(state)
             for name in proxies:
                 argv = self._proxy_argv(name, tools[name], topo, tls)
                 pids[name] = self._spawn(name, argv, self.dir / name, logs)
+                starts[name] = start_time(pids[name])
                 self._save(state)
             self._wait_ready(topo, pids, logs, tls)
         except BaseException:
@@ -215,7 +234,7 @@ class LocalRuntime(Runtime):
         state = self._state()
         if not state:
             return
-        pids = list(state.get("pids", {}).values())
+        pids = self._ours(state)
         for pid in pids:
             _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
