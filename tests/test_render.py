@@ -55,6 +55,10 @@ def test_settings_are_applied(rendered):
     ev = rendered["envoy"].read_text()
     assert f"max_concurrent_streams: {s['max_concurrent_streams']}" in ev
     assert "upgrade_type: websocket" in ev and 'alpn_protocols: ["h2"]' in ev
+    # Upstream TLS too: Envoy's upstream default stops at TLS 1.2, Granian wants 1.3.
+    upstream_tls = ev.split("UpstreamTlsContext", 1)[1]
+    assert "tls_maximum_protocol_version: TLSv1_3" in upstream_tls
+    assert 'sni: "127.0.0.1"' not in ev  # an IP literal is no SNI
 
 
 def test_every_frontend_port_is_in_its_config(rendered):
