@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import paths, results
+from asgilab import findings, paths, results
 from asgilab.topology import PROTOCOL_LABEL
 
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
@@ -108,6 +108,12 @@ def context(cells: list[dict]) -> dict:
         "meta": meta,
         "runtimes": runtimes,
         "features": _features(),
+        "findings": findings.all_findings(cells),
+        "filters": {
+            "servers": sorted({c["route"]["server"] for c in cells}),
+            "paths": sorted({c["route"]["path"] for c in cells}, key=lambda p: _order(p, PATH_ORDER)),
+            "clients": sorted({c["route"]["client"] for c in cells}, key=lambda p: _order(p, CLIENT_ORDER)),
+        },
     }
 
 
