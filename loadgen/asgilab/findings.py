@@ -62,7 +62,7 @@ def multiplexing(cells: list[dict]) -> list[Finding]:
             side = "h2" if r["client"] in ("h2", "h2c") else "h1"
             sides[(c["runtime"], c["scenario"]["id"], r["server"])][side] = c
     out = []
-    for (rt, sid, server), s in sorted(sides.items()):
+    for (rt, _sid, server), s in sorted(sides.items()):
         if "h1" in s and "h2" in s:
             h1, h2 = s["h1"]["finished_ms"] / 1000, s["h2"]["finished_ms"] / 1000
             delay = s["h1"]["scenario"]["delay"]
