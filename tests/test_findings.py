@@ -39,3 +39,14 @@ def test_gaps_name_unsupported_protocols_and_invalid_cells():
     cells = [cell("u", "h2", None, "unsupported"), cell("h", "h1", None, "invalid")]
     texts = [f.text for f in findings.gaps(cells)]
     assert "u does not offer h2 over TLS." in texts and any("1 cells are invalid" in t for t in texts)
+
+
+def test_repeated_runs_with_overlapping_ranges_are_not_ranked():
+    a, b = cell("a", "h1", 1100), cell("b", "h1", 900)
+    a["runs"] = [{"req_per_s": v} for v in (1100, 950, 1200)]
+    b["runs"] = [{"req_per_s": v} for v in (900, 1000, 800)]
+    (f,) = findings.leaders([a, b])
+    assert "cannot be ranked" in f.text
+    b["runs"] = [{"req_per_s": v} for v in (900, 850, 800)]
+    (f,) = findings.leaders([a, b])
+    assert "a leads" in f.text and "medians of 3+ runs" in f.text

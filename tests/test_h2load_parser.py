@@ -78,7 +78,9 @@ def test_command_lines():
     assert argv[argv.index("-m") + 1] == "5" and argv[argv.index("-N") + 1] == "15"
     assert h2load.command(["https://x/"], "h2", 1, 10)[1] == "--npn-list=h2"
     d = h2load.command(["http://x/"], "h1", 4, duration_s=10, warmup_s=2)
-    assert "-D" in d and "--warm-up-time=2" in d and "-n" not in d
+    assert d[d.index("-D") + 1] == "10000ms" and "--warm-up-time=2000ms" in d and "-n" not in d
+    r = h2load.command(["http://x/"], "h1", 4, duration_s=1, rps=50, data_file="b", log_file="l")
+    assert "--rps=50" in r and r[r.index("-d") + 1] == "b" and "--log-file=l" in r
     with pytest.raises(ValueError):
         h2load.command(["http://x/"], "h1", 1)
 

@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
+from asgilab import stats
+
 CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS"}
 CLOSE = 0.10  # leaders closer than this are called a tie: single runs here vary by more
 
@@ -25,6 +27,10 @@ def _ok(c: dict) -> bool:
     return c["status"] == "ok" and c.get("req_per_s") is not None
 
 
+def _rates(c: dict) -> list[float]:
+    return [r["req_per_s"] for r in c.get("runs") or [] if r.get("req_per_s") is not None]
+
+
 def leaders(cells: list[dict]) -> list[Finding]:
     """Who leads each load scenario directly, per client protocol."""
     out = []
@@ -38,16 +44,21 @@ def leaders(cells: list[dict]) -> list[Finding]:
             continue
         ranked = sorted(group, key=lambda c: -c["req_per_s"])
         a, b = ranked[0], ranked[1]
-        gap = a["req_per_s"] / b["req_per_s"] - 1
-        lead = (
-            f"{a['route']['server']} leads"
-            if gap > CLOSE
-            else f"{a['route']['server']} and {b['route']['server']} are within {CLOSE:.0%}"
-        )
+        ra, rb = _rates(a), _rates(b)
+        sa, sb = a["route"]["server"], b["route"]["server"]
+        if len(ra) > 1 and len(rb) > 1:
+            # Repeated runs: rank only when the ranges do not overlap.
+            lead = f"{sa} leads" if stats.compare(ra, rb) == "faster" else (
+                f"{sa} and {sb} cannot be ranked (their run ranges overlap)")
+            runs = f"medians of {min(len(ra), len(rb))}+ runs"
+        else:
+            gap = a["req_per_s"] / b["req_per_s"] - 1
+            lead = f"{sa} leads" if gap > CLOSE else f"{sa} and {sb} are within {CLOSE:.0%}"
+            runs = "one run each"
         out.append(Finding(
             f"{sid}, direct over {CLIENT_NAMES[client]}: {lead} "
             f"({a['req_per_s']:,.0f} against {b['req_per_s']:,.0f} req/s; "
-            f"{len(group)} servers with verified figures; one run each).",
+            f"{len(group)} servers with verified figures; {runs}).",
             [c["cell_id"] for c in ranked], rt,
         ))
     return out

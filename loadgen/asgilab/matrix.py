@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from asgilab import catalog, results
+from asgilab import catalog, paths, results, stats
 from asgilab.presets import PAGE_CALLS, PAGE_H1_CONNECTIONS, Preset, Scenario
-from asgilab.tools import h2load, probe
+from asgilab.tools import h2load, h2load_log, probe
 from asgilab.topology import UPSTREAM_LISTENER, Route, Topology
 
 RAW_OUTPUT_LIMIT = 20_000
+STATIC_PATH = "/_lab/static"  # answered by every proxy itself (see proxy templates)
+NEAR_CEILING = 0.7  # a cell above this share of the ceiling may measure the load generator
 RECHECK_ATTEMPTS = 20
 UPSTREAM_NEGOTIATED = {"h1": "http/1.1", "h2c": "h2c", "h2": "h2"}
 
@@ -56,7 +61,9 @@ class RouteCheck:
 
 # -- planning -----------------------------------------------------------------------------
 def plan(preset: Preset, topo: Topology) -> list[Cell]:
-    """Cells in route order, so that each route is checked once and stays warm."""
+    """Cells in route order, so that each route is checked once and stays warm; or, for
+    presets with ``order = "interleaved"``, scenario by scenario with the servers taking
+    turns in a rotating order, so that no server always runs first (or after the same one)."""
     routes = [
         r
         for r in topo.routes
@@ -64,7 +71,16 @@ def plan(preset: Preset, topo: Topology) -> list[Cell]:
         and (preset.paths is None or r.path in preset.paths)
         and r.client in preset.clients
     ]
-    return [Cell(s, r) for r in routes for s in preset.scenarios]
+    if preset.order != "interleaved":
+        return [Cell(s, r) for r in routes for s in preset.scenarios]
+    servers = list(dict.fromkeys(r.server for r in routes))
+    cells = []
+    for i, s in enumerate(preset.scenarios):
+        turn = servers[i % len(servers):] + servers[: i % len(servers)]
+        by_server = {sv: [r for r in routes if r.server == sv] for sv in turn}
+        for k in range(max(len(v) for v in by_server.values())):
+            cells += [Cell(s, by_server[sv][k]) for sv in turn if k < len(by_server[sv])]
+    return cells
 
 
 def page_urls(route: Route, delay: float) -> list[str]:
@@ -207,6 +223,8 @@ class Runner:
         self.h2load = h2load_binary
         self.log = log
         self.tool_checks = tool_checks or {}
+        self.work_dir = paths.state_dir() / "matrix"
+        self._ceilings: dict[tuple, dict] = {}
         self._checks: dict[str, RouteCheck] = {}
         self._upstream: dict[tuple[str, str], probe.ProbeResult] = {}
         self.settings = catalog.load_settings()
@@ -243,36 +261,136 @@ class Runner:
         result = self._skeleton(cell, check, started)
         if check.verdict is not None:
             return self._finish(result, check.verdict)
-        argv = h2load_argv(cell, self.h2load)
-        result["command"] = argv
-        ran = h2load.run(argv, timeout_s=scenario.timeout_s)
-        result["raw_output"] = ran.output[-RAW_OUTPUT_LIMIT:]
+        runs: list[dict] = []
+        verdict = Verdict("ok")
+        for i in range(scenario.repeat):
+            one, verdict = self._run_once(cell, i)
+            runs.append(one)
+            if verdict.status != "ok":
+                break  # a run that is not verified ends the cell: its figure would not count
+        last = runs[-1]
+        result.update(
+            command=last["command"],
+            raw_output=last.pop("raw_output"),
+            figures=last.get("figures"),
+            negotiated_protocol=last.get("negotiated_protocol"),
+            succeeded=sum(r.get("succeeded") or 0 for r in runs),
+            failed=sum(r.get("failed") or 0 for r in runs),
+            second_client=last.get("second_client"),
+            runs=runs,
+        )
+        for r in runs[:-1]:
+            r.pop("raw_output", None)
+        if verdict.status == "ok":
+            rates = [r["req_per_s"] for r in runs]
+            result["req_per_s"] = statistics.median(rates)
+            result["finished_ms"] = statistics.median(r["finished_ms"] for r in runs)
+            result["spread"] = stats.summarize(rates) if len(rates) > 1 else None
+            latencies = [x for r in runs for x in r.pop("latencies_ms", [])]
+            result["percentiles_ms"] = stats.percentiles(latencies) if latencies else None
+            result["loadgen_cpu_pct"] = max(r["loadgen_cpu_pct"] for r in runs)
+            if scenario.ceiling:
+                result["ceiling"] = self.ceiling(cell)
+                top = (result["ceiling"] or {}).get("req_per_s")
+                if top:
+                    result["ceiling_share"] = result["req_per_s"] / top
+        for r in runs:
+            r.pop("latencies_ms", None)
+        return self._finish(result, verdict)
+
+    def _argv(self, cell: Cell, log_file: str | None) -> list[str]:
+        s = cell.scenario
+        if s.kind == "page24" or not (s.duration or s.rps or s.body_size or log_file):
+            return h2load_argv(cell, self.h2load)
+        return h2load.command(
+            [cell.route.url(s.path)], cell.route.client, s.clients,
+            None if s.duration else s.requests, s.streams,
+            duration_s=s.duration, warmup_s=s.warmup, binary=self.h2load, rps=s.rps,
+            data_file=self._body(s.body_size) if s.body_size else None, log_file=log_file,
+        )
+
+    def _body(self, size: int) -> str:
+        path = self.work_dir / f"body-{size}.bin"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * size)
+        return str(path)
+
+    def _run_once(self, cell: Cell, index: int) -> tuple[dict, Verdict]:
+        """One h2load run, judged on its own: every run of a cell must be verified."""
+        route, scenario = cell.route, cell.scenario
+        log_file = None
+        if scenario.kind == "load" and (scenario.duration or scenario.repeat > 1):
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            log_file = str(self.work_dir / f"h2load-{os.getpid()}.log")
+        argv = self._argv(cell, log_file)
+        ran = h2load.run(argv, timeout_s=scenario.timeout_s + (scenario.duration or 0)
+                         + (scenario.warmup or 0))
+        one: dict = {"run": index + 1, "command": argv, "raw_output": ran.output[-RAW_OUTPUT_LIMIT:],
+                     "loadgen_cpu_pct": round(ran.cpu_pct, 1), "wall_s": round(ran.wall_s, 3)}
         if ran.timed_out:
-            return self._finish(result, Verdict("failed", f"h2load timed out after {scenario.timeout_s:g}s",
-                                                _tail(ran.output)))
+            return one, Verdict("failed", f"h2load timed out after {scenario.timeout_s:g}s",
+                                _tail(ran.output))
         try:
             summary = h2load.parse(ran.output)
         except h2load.ParseError as exc:
-            verdict = Verdict("invalid", f"{exc} (exit {ran.returncode})", _tail(ran.output))
-            return self._finish(result, verdict)
-        result["figures"] = summary.to_dict()
-        result["negotiated_protocol"] = summary.application_protocol
-        result["succeeded"], result["failed"] = summary.succeeded, summary.total - summary.succeeded
-        result["finished_ms"] = summary.finished_ms
+            return one, Verdict("invalid", f"{exc} (exit {ran.returncode})", _tail(ran.output))
+        one.update(
+            figures=summary.to_dict(),
+            negotiated_protocol=summary.application_protocol,
+            succeeded=summary.succeeded,
+            failed=summary.total - summary.succeeded,
+            finished_ms=summary.finished_ms,
+            req_per_s=summary.req_per_s,
+        )
+        if log_file:
+            try:
+                one["latencies_ms"] = h2load_log.latencies_ms(log_file)
+            finally:
+                Path(log_file).unlink(missing_ok=True)
         verdict = verdict_from_summary(summary, route)
         if verdict is None:
             if scenario.kind == "page24":
                 recheck_url, attempts = page_urls(route, scenario.delay)[0], 3
             else:
                 recheck_url, attempts = route.url(scenario.path), RECHECK_ATTEMPTS
+            method, body = ("POST", b"x" * scenario.body_size) if scenario.body_size else ("GET", None)
             second = probe.check(recheck_url, route.client, self.ca, attempts=attempts,
-                                 timeout=scenario.delay + 10)
-            result["second_client"] = second.to_dict()
+                                 timeout=scenario.delay + 10, method=method, body=body)
+            one["second_client"] = second.to_dict()
             verdict = verdict_from_recheck(summary, route, second, self.tool_checks)
             verdict.sample = "\n".join(summary.warnings) or _tail(ran.output)
-        if verdict.status == "ok":
-            result["req_per_s"] = summary.req_per_s
-        return self._finish(result, verdict)
+        return one, verdict
+
+    def ceiling_route(self, route: Route) -> Route | None:
+        """Where the same client path meets a trivial response served by a proxy itself."""
+        if route.proxy != "direct":
+            return route
+        return next(
+            (r for r in self.topo.routes if r.proxy == "nginx" and r.client == route.client), None
+        )
+
+    def ceiling(self, cell: Cell) -> dict | None:
+        """The load generator's ceiling on this client path: same command, proxy's own 200."""
+        target = self.ceiling_route(cell.route)
+        if target is None:
+            return None
+        key = (target.host, target.port, target.client, cell.scenario.id)
+        if key not in self._ceilings:
+            probe_cell = Cell(replace(cell.scenario, path=STATIC_PATH, repeat=1, body_size=None), target)
+            one, verdict = self._run_once(probe_cell, 0)
+            one.pop("raw_output", None)
+            one.pop("latencies_ms", None)
+            self._ceilings[key] = {
+                "url": target.url(STATIC_PATH),
+                "status": verdict.status,
+                "reason": verdict.reason,
+                "req_per_s": one.get("req_per_s") if verdict.status == "ok" else None,
+                "loadgen_cpu_pct": one.get("loadgen_cpu_pct"),
+            }
+            self.log(f"    ceiling {target.path} {target.client}: "
+                     f"{self._ceilings[key]['req_per_s'] or verdict.reason}")
+        return self._ceilings[key]
 
     def _skeleton(self, cell: Cell, check: RouteCheck, started: float) -> dict:
         route = cell.route
@@ -299,6 +417,12 @@ class Runner:
             "raw_output": "",
             "route_check": {"edge": check.edge, "upstream": check.upstream, "app_info": check.info},
             "second_client": None,
+            "runs": [],
+            "spread": None,
+            "percentiles_ms": None,
+            "loadgen_cpu_pct": None,
+            "ceiling": None,
+            "ceiling_share": None,
             "versions": {
                 "server_packages": info.get("versions", {}),
                 "asgi": info.get("asgi", {}),
@@ -347,6 +471,11 @@ def run_cells(cells: list[Cell], runner: Runner, redo: bool = False) -> tuple[in
         figure = f"{res['req_per_s']:.0f} req/s" if res["req_per_s"] is not None else ""
         if cell.scenario.kind == "page24" and res["status"] == "ok":
             figure = f"{res['finished_ms'] / 1000:.2f} s"
+        if res.get("spread"):
+            sp = res["spread"]
+            figure += f" median of {sp['n']} (min {sp['min']:.0f}, max {sp['max']:.0f}, CV {sp['cv']:.1%})"
+        if res.get("ceiling_share") is not None:
+            figure += f", {res['ceiling_share']:.0%} of the load generator's ceiling"
         runner.log(f"    {res['status']:<11} {figure or res['reason'][:110]}")
         sys.stdout.flush()
     return len(todo), skipped

@@ -22,19 +22,42 @@ class Scenario:
     streams: int = 1
     delay: float = 3.0
     timeout_s: float = 300.0
+    duration: float | None = None  # seconds of measurement (h2load -D) instead of -n
+    warmup: float | None = None  # seconds before measurement starts (--warm-up-time)
+    repeat: int = 1  # runs per cell; the cell keeps every run and their spread
+    rps: float | None = None  # fixed request rate per client (--rps)
+    body_size: int | None = None  # POST a body of this many bytes (h2load -d)
+    ceiling: bool = False  # also measure the client path against the proxy's own response
 
     @property
     def id(self) -> str:
         if self.kind == "page24":
             return f"page24-d{self.delay:g}"
-        slug = self.path.strip("/").replace("/", "-") or "root"
-        return f"{slug}-c{self.clients}-n{self.requests}-m{self.streams}"
+        parts = [self.path.strip("/").replace("/", "-") or "root"]
+        if self.body_size:
+            parts.append(f"post{self.body_size}")
+        parts.append(f"c{self.clients}")
+        parts.append(f"d{self.duration:g}" if self.duration else f"n{self.requests}")
+        if self.warmup:
+            parts.append(f"w{self.warmup:g}")
+        parts.append(f"m{self.streams}")
+        if self.rps:
+            parts.append(f"rps{self.rps:g}")
+        if self.repeat > 1:
+            parts.append(f"x{self.repeat}")
+        return "-".join(parts)
 
     @property
     def label(self) -> str:
         if self.kind == "page24":
             return f"24-request page, {self.delay:g} s per request (h1: 6 connections; h2: 1 connection)"
-        return f"h2load -c {self.clients} -n {self.requests} -m {self.streams} {self.path}"
+        size = f" -n {self.requests}" if not self.duration else f" -D {self.duration:g}"
+        if self.warmup:
+            size += f" --warm-up-time {self.warmup:g}"
+        extra = f" --rps {self.rps:g}" if self.rps else ""
+        extra += f" POST {self.body_size} B" if self.body_size else ""
+        runs = f", {self.repeat} runs" if self.repeat > 1 else ""
+        return f"h2load -c {self.clients}{size} -m {self.streams}{extra} {self.path}{runs}"
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "id": self.id, "label": self.label}
@@ -48,6 +71,7 @@ class Preset:
     paths: list[str] | None
     clients: list[str]
     scenarios: list[Scenario] = field(default_factory=list)
+    order: str = "routes"  # routes: route by route; interleaved: servers take turns
 
 
 def load_all() -> dict[str, Preset]:
@@ -68,7 +92,10 @@ def load_all() -> dict[str, Preset]:
             paths=spec.get("paths"),
             clients=list(spec.get("clients", ["h1", "h2"])),
             scenarios=scenarios,
+            order=spec.get("order", "routes"),
         )
+        if out[name].order not in ("routes", "interleaved"):
+            raise LabError(f"preset {name}: order must be routes or interleaved")
     return out
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import findings, paths, results
+from asgilab import findings, paths, results, stats
+from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
 
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
@@ -109,6 +110,8 @@ def context(cells: list[dict]) -> dict:
         "runtimes": runtimes,
         "features": _features(),
         "findings": findings.all_findings(cells),
+        "max_cv": stats.MAX_CV,
+        "near_ceiling": NEAR_CEILING,
         "filters": {
             "servers": sorted({c["route"]["server"] for c in cells}),
             "paths": sorted({c["route"]["path"] for c in cells}, key=lambda p: _order(p, PATH_ORDER)),

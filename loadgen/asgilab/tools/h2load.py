@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import resource
 import signal
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 
 # Client protocol -> h2load flags. No --alpn-list in 1.52: --npn-list also sets ALPN.
@@ -176,8 +178,16 @@ def command(
     inactivity_timeout_s: float = 15,
     extra: list[str] | None = None,
     binary: str = "h2load",
+    rps: float | None = None,
+    data_file: str | None = None,
+    log_file: str | None = None,
 ) -> list[str]:
-    """Builds an h2load command line; exactly one of requests and duration_s is set."""
+    """Builds an h2load command line; exactly one of requests and duration_s is set.
+
+    ``rps`` fixes the request rate per client (--rps), so that latency at a given load is
+    measured without coordinated omission; ``data_file`` POSTs its content; ``log_file``
+    asks for one line per request (the source of percentiles).
+    """
     if (requests is None) == (duration_s is None):
         raise ValueError("give either requests or duration_s")
     argv = [binary, *PROTOCOL_FLAGS[client], "-c", str(clients), "-t", str(threads)]
@@ -185,9 +195,16 @@ def command(
     if requests is not None:
         argv += ["-n", str(requests)]
     else:
-        argv += ["-D", f"{duration_s:g}"]
+        # <DURATION> accepts units; whole milliseconds keep fractions of a second exact.
+        argv += ["-D", f"{round(duration_s * 1000)}ms"]
         if warmup_s:
-            argv += [f"--warm-up-time={warmup_s:g}"]
+            argv += [f"--warm-up-time={round(warmup_s * 1000)}ms"]
+    if rps:
+        argv += [f"--rps={rps:g}"]
+    if data_file:
+        argv += ["-d", data_file]
+    if log_file:
+        argv += [f"--log-file={log_file}"]
     # -N takes whole seconds only.
     argv += ["-N", str(math.ceil(inactivity_timeout_s)), *(extra or []), *urls]
     return argv
@@ -199,10 +216,19 @@ class Run:
     returncode: int | None
     output: str
     timed_out: bool
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # h2load's own user+system CPU time
+
+    @property
+    def cpu_pct(self) -> float:
+        """Load-generator CPU use; near 100% per thread means the tool, not the server, limits."""
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s else 0.0
 
 
 def run(argv: list[str], timeout_s: float) -> Run:
     """Runs h2load in its own process group; on timeout or Ctrl-C the group is killed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -213,7 +239,9 @@ def run(argv: list[str], timeout_s: float) -> Run:
     )
     try:
         out, _ = proc.communicate(timeout=timeout_s)
-        return Run(argv, proc.returncode, out, False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return Run(argv, proc.returncode, out, False, time.monotonic() - t0, cpu)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
