@@ -11,11 +11,16 @@ from asgilab.errors import LabError
 DEFAULT_PRESET = "talk"
 PAGE_CALLS = 24
 PAGE_H1_CONNECTIONS = 6  # what a browser opens per origin over HTTP/1.1
+H2LOAD_KINDS = ("load", "page24")
+# Kinds run by a module of their own: asgilab/kinds/<kind>.py, with
+# run(runner, cell, result) -> Verdict (see matrix.Runner.run).
+MODULE_KINDS = ("locust", "browser")
+KINDS = H2LOAD_KINDS + MODULE_KINDS
 
 
 @dataclass(frozen=True)
 class Scenario:
-    kind: str  # load | page24
+    kind: str  # load | page24 | locust | browser
     path: str = "/query"
     clients: int = 10
     requests: int = 100
@@ -28,11 +33,19 @@ class Scenario:
     rps: float | None = None  # fixed request rate per client (--rps)
     body_size: int | None = None  # POST a body of this many bytes (h2load -d)
     ceiling: bool = False  # also measure the client path against the proxy's own response
+    users: int = 10  # locust: simulated users
+    spawn_rate: float = 10.0  # locust: users started per second
+    user_class: str = "api"  # locust: which user of the locustfile (api | page)
 
     @property
     def id(self) -> str:
         if self.kind == "page24":
             return f"page24-d{self.delay:g}"
+        if self.kind == "browser":
+            return f"browser-d{self.delay:g}"
+        if self.kind == "locust":
+            runs = f"-x{self.repeat}" if self.repeat > 1 else ""
+            return f"locust-{self.user_class}-u{self.users}-d{self.duration or 0:g}{runs}"
         parts = [self.path.strip("/").replace("/", "-") or "root"]
         if self.body_size:
             parts.append(f"post{self.body_size}")
@@ -51,6 +64,12 @@ class Scenario:
     def label(self) -> str:
         if self.kind == "page24":
             return f"24-request page, {self.delay:g} s per request (h1: 6 connections; h2: 1 connection)"
+        if self.kind == "browser":
+            return f"24-request page in headless Chromium, {self.delay:g} s per request"
+        if self.kind == "locust":
+            runs = f", {self.repeat} runs" if self.repeat > 1 else ""
+            return (f"Locust {self.user_class} user, {self.users} users, "
+                    f"{self.duration or 0:g} s{runs}")
         size = f" -n {self.requests}" if not self.duration else f" -D {self.duration:g}"
         if self.warmup:
             size += f" --warm-up-time {self.warmup:g}"
@@ -82,7 +101,7 @@ def load_all() -> dict[str, Preset]:
     for name, spec in data.get("presets", {}).items():
         scenarios = []
         for raw in spec.get("scenarios", []):
-            if raw.get("kind") not in ("load", "page24"):
+            if raw.get("kind") not in KINDS:
                 raise LabError(f"preset {name}: unknown scenario kind {raw.get('kind')!r}")
             scenarios.append(Scenario(**raw))
         out[name] = Preset(
