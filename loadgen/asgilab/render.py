@@ -41,8 +41,12 @@ def render(
     state: Path,
     bind: str,
     user: str | None = None,
+    health_port: int | None = None,
 ) -> str:
-    """Returns the proxy's whole configuration for the given topology."""
+    """Returns the proxy's whole configuration for the given topology.
+
+    ``health_port``: an extra listener answering 200 for container health checks.
+    """
     frontends = topo.frontends_of(proxy.name)
     backends = sorted(
         {Backend(f.server, f.upstream, f.target.host, f.target.port) for f in frontends},
@@ -62,4 +66,5 @@ def render(
         state=str(state),
         bind=bind,
         user=user,
+        health_port=health_port,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import Counter
 
-from asgilab import cli, runtime
+from asgilab import cli, matrix, runtime
 from asgilab.topology import PROTOCOL_LABEL
 
 
@@ -22,12 +23,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("routes", help="list the routes the lab serves")
     cli.common(p)
     p.set_defaults(func=cmd_routes)
+    p = sub.add_parser("check", help="request every route over its protocol and say what answers")
+    cli.common(p)
+    p.set_defaults(func=cmd_check)
 
 
-def print_routes(topo) -> None:
+def published_url(route) -> str:
+    """The URL a user opens: Compose publishes every port on 127.0.0.1 with the same number."""
+    host = os.environ.get("LAB_PUBLISHED_HOST") or route.host
+    return route.url("/").replace(f"//{route.host}:", f"//{host}:", 1)
+
+
+def print_routes(topo, checks: dict | None = None) -> None:
     width = max((len(r.id) for r in topo.routes), default=10)
     for r in topo.routes:
-        print(f"  {r.id:<{width}}  {PROTOCOL_LABEL[r.client]:<13} {r.url('/')}")
+        line = f"  {r.id:<{width}}  {PROTOCOL_LABEL[r.client]:<13} {published_url(r):<26}"
+        if checks is not None:
+            v = checks[r.id].verdict
+            line += "  answers" if v is None else f"  {v.status}: {v.reason[:90]}"
+        print(line.rstrip())
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -36,11 +50,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"asgilab: starting {len(servers)} server(s) and {len(proxies)} proxy(ies) "
           f"with the {rt.name} runtime ...", flush=True)
     rt.up(servers, proxies)
-    topo = rt.topology(servers, proxies)
-    print(f"asgilab: the lab is up ({rt.name}); {len(topo.routes)} routes:")
-    print_routes(topo)
+    print(f"asgilab: the lab is up ({rt.name}); checking every route over its protocol ...", flush=True)
+    code = _check(rt, servers, proxies)
     print("asgilab: `make matrix` measures them, `make down` stops the lab")
-    return 0
+    return code
+
+
+def _check(rt, servers: list[str], proxies: list[str]) -> int:
+    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
+        # Routes are checked from inside the network, as the load tools will reach them.
+        return rt.run_in_loadgen(["check", "--runtime", "compose", "--servers", ",".join(servers),
+                                  "--proxies", ",".join(proxies)])
+    topo = rt.topology(servers, proxies)
+    runner = matrix.Runner(topo, rt.name, rt.ca(), {}, {}, "check")
+    checks = {r.id: runner.check_route(r) for r in topo.routes}
+    print_routes(topo, checks)
+    counts = Counter("answers" if c.verdict is None else c.verdict.status for c in checks.values())
+    print(f"asgilab: {len(topo.routes)} routes: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()))
+    return 1 if counts.get("failed") else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    servers, proxies = cli.selection(args)
+    rt = runtime.get(args.runtime)
+    if rt.running() is None:
+        print(f"asgilab: the lab is not running ({rt.name}): `make lab` first")
+        return 1
+    return _check(rt, servers, proxies)
 
 
 def cmd_down(args: argparse.Namespace) -> int:

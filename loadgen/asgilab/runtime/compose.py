@@ -1,0 +1,258 @@
+"""The Docker Compose runtime: the lab as containers on a network of its own.
+
+On the host it makes sure the base images exist (official, or offline stand-ins), builds
+the lab's images, brings compose.yaml up, waits for every health check and runs the driver
+inside the `loadgen` service. Inside that container (LAB_INSIDE=1) the lab is already up:
+the runtime only answers where things are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from asgilab import catalog, images, paths
+from asgilab.errors import LabError
+from asgilab.runtime.base import Runtime, port_base
+
+DEFAULT_PROJECT = "asgilab"
+READY_TIMEOUT_S = 180.0
+SHARED = Path("/lab/shared")  # the shared volume inside containers
+HEALTH_PORT = 8099
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2 plugin) or `docker-compose` (v1), whichever is installed."""
+    if shutil.which("docker"):
+        try:
+            if subprocess.run(["docker", "compose", "version"], capture_output=True,
+                              timeout=15).returncode == 0:
+                return ["docker", "compose"]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def inside() -> bool:
+    return bool(os.environ.get("LAB_INSIDE"))
+
+
+def project() -> str:
+    return os.environ.get("LAB_COMPOSE_PROJECT", DEFAULT_PROJECT)
+
+
+def default_cpusets(cpus: int | None = None) -> dict[str, str]:
+    """Server under test alone on the last CPU; proxy and load generator share the rest."""
+    cpus = cpus or os.cpu_count() or 1
+    if cpus == 1:
+        return {"servers": "0", "proxies": "0", "loadgen": "0"}
+    rest = "0" if cpus == 2 else f"0-{cpus - 2}"
+    return {"servers": str(cpus - 1), "proxies": rest, "loadgen": rest}
+
+
+def cpusets() -> dict[str, str]:
+    out = default_cpusets()
+    for part in out:
+        out[part] = os.environ.get(f"LAB_CPUSET_{part.upper()}", out[part])
+    return out
+
+
+class ComposeRuntime(Runtime):
+    name = "compose"
+
+    def address(self, service: str) -> str:
+        # Inside the network a service is reached by name; the host reaches the same port
+        # on 127.0.0.1, where compose.yaml publishes it.
+        return service if inside() else "127.0.0.1"
+
+    # -- compose plumbing --------------------------------------------------------------
+    def _base(self) -> list[str]:
+        cmd = compose_command()
+        if cmd is None:
+            raise LabError("no Docker Compose found: install docker-compose (or the compose "
+                           "plugin), or use LAB_RUNTIME=local")
+        return [*cmd, "-p", project(), "-f", str(paths.ROOT / "compose.yaml")]
+
+    def env(self) -> dict[str, str]:
+        """Everything compose.yaml interpolates: ports, cpusets, images, paths."""
+        topo = self.topology()
+        ranges: dict[str, list[int]] = defaultdict(list)
+        for li in topo.listeners:
+            ranges[li.server].append(li.port)
+        for f in topo.frontends:
+            ranges[f.proxy].append(f.port)
+        env = {f"LAB_PORTS_{svc.upper()}": f"{min(p)}-{max(p)}" for svc, p in ranges.items()}
+        env["LAB_PORT_BASE"] = str(port_base())
+        for part, cpus in cpusets().items():
+            env[f"LAB_CPUSET_{part.upper()}"] = cpus
+        env["LAB_REPORTS_HOST_DIR"] = str(paths.reports_dir().resolve())
+        env["LAB_UID"], env["LAB_GID"] = str(os.getuid()), str(os.getgid())
+        bases = images.recorded().get("bases")
+        if bases:
+            env.update(images.build_env([images.Base(**b) for b in bases]))
+        return {**os.environ, **env}
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True,
+                capture: bool = True, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        argv = [*self._base(), *args]
+        try:
+            res = subprocess.run(argv, env={**self.env(), **(extra_env or {})}, cwd=paths.ROOT,
+                                 capture_output=capture, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"`{' '.join(argv[-len(args):][:3])}` took over {timeout:.0f}s") from None
+        if check and res.returncode != 0:
+            tail = ((res.stderr or "") + (res.stdout or "")).strip().splitlines()[-3:]
+            raise LabError(f"docker compose {' '.join(args[:2])} failed: {' | '.join(tail)[-500:]}")
+        return res
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def build(self, offline: bool | None = None) -> None:
+        """Base images (official or stand-ins), then the lab's images."""
+        images.resolve(offline, log=lambda m: print(m, flush=True))
+        print("asgilab: building the lab's images (docker compose build) ...", flush=True)
+        t0 = time.monotonic()
+        # One service per image: the server variants share asgilab/server, init and loadgen
+        # share asgilab/loadgen.
+        self.compose("build", "init", next(iter(catalog.load_servers())), *catalog.load_proxies(),
+                      timeout=3600)
+        print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
+
+    def up(self, servers: list[str], proxies: list[str]) -> None:
+        if inside() or self.running():
+            return  # already up (or, inside, brought up by the host): nothing to do
+        # Proxies' configurations name every server, so the lab always runs whole; a
+        # selection only narrows what is measured.
+        self.build()
+        services = [*catalog.load_servers(), *catalog.load_proxies()]
+        print("asgilab: starting containers (docker compose up) ...", flush=True)
+        try:
+            self.compose("up", "-d", "--no-build", *services, timeout=600)
+            self._wait_healthy(services)
+        except BaseException:
+            self.down()
+            raise
+
+    def _wait_healthy(self, services: list[str]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            states = self.states()
+            bad = {s: st for s, st in states.items() if st in ("exited", "dead", "unhealthy")}
+            if bad:
+                svc = next(iter(bad))
+                logs = self.compose("logs", "--no-color", "--tail", "5", svc, check=False).stdout
+                tail = " | ".join(logs.strip().splitlines()[-3:])[-400:]
+                raise LabError(f"container {svc} is {bad[svc]}: {tail}")
+            pending = [s for s in services if states.get(s) != "healthy"]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"not healthy after {READY_TIMEOUT_S:.0f}s: {', '.join(pending)} "
+                               f"(docker compose -p {project()} logs)")
+            time.sleep(1)
+
+    def states(self) -> dict[str, str]:
+        """Service -> running / healthy / starting / unhealthy / exited / completed."""
+        res = subprocess.run(
+            ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project()}",
+             "--format", '{{.Label "com.docker.compose.service"}}\t{{.State}}\t{{.Status}}'],
+            capture_output=True, text=True, timeout=30,
+        )
+        out: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            svc, state, status = (line.split("\t") + ["", ""])[:3]
+            if state == "exited" and status.startswith("Exited (0)"):
+                state = "completed"  # a one-shot service (init) that did its job
+            elif "(healthy)" in status:
+                state = "healthy"
+            elif "(unhealthy)" in status:
+                state = "unhealthy"
+            elif "(health: starting)" in status:
+                state = "starting"
+            out[svc] = state
+        return out
+
+    def down(self) -> None:
+        if inside():
+            return
+        if compose_command() is None:
+            return
+        self.compose("down", "-v", "--remove-orphans", "-t", "5", timeout=300, check=False)
+        # Containers of `run` (driver, Locust) carry the project label too.
+        left = subprocess.run(["docker", "ps", "-aq", "--filter",
+                               f"label=com.docker.compose.project={project()}"],
+                              capture_output=True, text=True, timeout=30).stdout.split()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
+
+    def running(self) -> dict | None:
+        if inside():
+            return {"runtime": self.name, "servers": list(catalog.load_servers()),
+                    "proxies": list(catalog.load_proxies())}
+        states = self.states()
+        services = [*catalog.load_servers(), *catalog.load_proxies()]
+        if not all(states.get(s) == "healthy" for s in services):
+            return None
+        return {"runtime": self.name, "servers": list(catalog.load_servers()),
+                "proxies": list(catalog.load_proxies())}
+
+    # -- what results record -----------------------------------------------------------
+    def ca(self) -> str | None:
+        return str(SHARED / "certs" / "ca.pem") if inside() else None
+
+    def placement(self) -> dict[str, str]:
+        if inside() and os.environ.get("LAB_PLACEMENT"):
+            return json.loads(os.environ["LAB_PLACEMENT"])
+        return {f"{part} cpuset": cpus for part, cpus in cpusets().items()}
+
+    def versions(self) -> dict[str, str]:
+        if inside() and os.environ.get("LAB_TOOL_VERSIONS"):
+            return json.loads(os.environ["LAB_TOOL_VERSIONS"])
+        out: dict[str, str] = {}
+        probes = {"nginx": ["nginx", "-v"], "haproxy": ["haproxy", "-v"], "envoy": ["envoy", "--version"]}
+        for svc, argv in probes.items():
+            res = self.compose("exec", "-T", svc, *argv, check=False, timeout=60)
+            text = ((res.stdout or "") + (res.stderr or "")).strip()
+            if res.returncode == 0 and text:
+                out[svc] = next((ln.strip() for ln in text.splitlines() if "version" in ln.lower()),
+                                text.splitlines()[0])
+        res = self.compose("run", "--rm", "-T", "--no-deps", "--entrypoint", "h2load", "loadgen",
+                           "--version", check=False, timeout=120)
+        if res.returncode == 0:
+            out["h2load"] = (res.stdout or "").strip().splitlines()[0]
+        bases = {b["arg"]: b for b in images.recorded().get("bases", [])}
+        for svc, arg in (("nginx", "NGINX_IMAGE"), ("haproxy", "HAPROXY_IMAGE"), ("envoy", "ENVOY_IMAGE")):
+            if svc in out and arg in bases:
+                out[svc] += f" (image {bases[arg]['image']}: {bases[arg]['origin']})"
+        if "PYTHON_IMAGE" in bases:
+            b = bases["PYTHON_IMAGE"]
+            out["python image"] = f"{b['image']} ({b['origin']})"
+        return out
+
+    # -- the driver in the loadgen container -------------------------------------------
+    def run_in_loadgen(self, argv: list[str]) -> int:
+        """Runs `python -m asgilab <argv>` in a one-off loadgen container; Ctrl-C stops it."""
+        name = f"{project()}-driver-{os.getpid()}"
+        extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
+                 "LAB_PLACEMENT": json.dumps(self.placement())}
+        paths.reports_dir().mkdir(parents=True, exist_ok=True)
+        cmd = [*self._base(), "run", "--rm", "-T", "--name", name, "loadgen", *argv]
+        proc = subprocess.Popen(cmd, env={**self.env(), **extra}, cwd=paths.ROOT)
+        try:
+            return proc.wait()
+        except BaseException:
+            # The container's driver takes SIGINT like Ctrl-C: it stops its tools and keeps
+            # every finished cell; then the container goes.
+            subprocess.run(["docker", "kill", "-s", "INT", name], capture_output=True, timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+            raise

@@ -1,0 +1,112 @@
+"""A server container's entry point: runs one catalog variant on each of its listeners.
+
+Under Compose each server variant is one container; this starts the variant's listeners
+(cleartext and TLS) as the catalog says, on the ports the topology gives them, and stops
+them together. It imports nothing beyond the standard library and the catalog, so that
+the server image does not need the driver's dependencies.
+
+    python -m asgilab.serve hypercorn          # run
+    python -m asgilab.serve --check hypercorn  # health check: every listener answers /healthz
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from asgilab import catalog, paths, topology
+from asgilab.runtime.base import port_base
+
+BIND = "0.0.0.0"
+
+
+def certs_dir() -> Path:
+    return Path(os.environ.get("LAB_CERTS_DIR", "/lab/shared/certs"))
+
+
+def listeners(variant: str) -> list[topology.Listener]:
+    servers = catalog.load_servers()
+    if variant not in servers:
+        raise SystemExit(f"serve: unknown server {variant!r}; known: {', '.join(servers)}")
+    topo = topology.build(servers, {}, port_base(), lambda s: "127.0.0.1", only_servers=[variant])
+    return list(topo.listeners)
+
+
+def argv_for(li: topology.Listener) -> list[str]:
+    template = catalog.load_servers()[li.server].commands[li.kind]
+    certs = certs_dir()
+    return [
+        a.format(host=BIND, port=li.port, certfile=certs / "cert.pem", keyfile=certs / "key.pem",
+                 workers=os.environ.get("LAB_WORKERS", "1"))
+        for a in template
+    ]
+
+
+def run(variant: str) -> int:
+    procs: list[subprocess.Popen] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for li in listeners(variant):
+        argv = argv_for(li)
+        print(f"serve: {li.name} on {BIND}:{li.port}: {' '.join(argv)}", flush=True)
+        procs.append(subprocess.Popen(argv, cwd=paths.APP_DIR))
+    # One listener dying ends the container: Compose then shows it unhealthy or exited,
+    # rather than a half-served variant.
+    code = 0
+    while not stopping:
+        for p in procs:
+            if p.poll() is not None:
+                print(f"serve: {p.args[0]} exited with {p.returncode}", file=sys.stderr, flush=True)
+                code, stopping = p.returncode or 1, True
+        time.sleep(0.5)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 5
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return code
+
+
+def check(variant: str) -> int:
+    """Exit 0 when every listener of the variant answers /healthz with 200."""
+    ctx = ssl._create_unverified_context()  # the health check proves liveness, not identity
+    for li in listeners(variant):
+        scheme = "https" if li.kind == "tls" else "http"
+        try:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{li.port}/healthz", timeout=3,
+                                        context=ctx if scheme == "https" else None) as r:
+                if r.status != 200:
+                    return 1
+        except OSError as exc:
+            print(f"{li.name}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="asgilab.serve", description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="health check instead of running")
+    p.add_argument("variant")
+    args = p.parse_args(argv)
+    return check(args.variant) if args.check else run(args.variant)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
