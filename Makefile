@@ -6,11 +6,12 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes matrix report test lint clean
+.PHONY: help setup lab down status routes matrix browser report test lint clean
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
+	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make status says whether the lab runs"
@@ -42,6 +43,9 @@ routes: setup
 
 matrix: setup
 	@$(ASGILAB) matrix --preset $(PRESET)
+
+browser: setup
+	@$(ASGILAB) matrix --preset browser
 
 report: setup
 	@$(ASGILAB) report

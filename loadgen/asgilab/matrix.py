@@ -475,7 +475,7 @@ def run_cells(cells: list[Cell], runner: Runner, redo: bool = False) -> tuple[in
         res = runner.run(cell)
         results.save(res)
         figure = f"{res['req_per_s']:.0f} req/s" if res["req_per_s"] is not None else ""
-        if cell.scenario.kind == "page24" and res["status"] == "ok":
+        if cell.scenario.kind in ("page24", "browser") and res["status"] == "ok":
             figure = f"{res['finished_ms'] / 1000:.2f} s"
         if res.get("spread"):
             sp = res["spread"]
