@@ -6,7 +6,7 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes matrix browser report test lint clean
+.PHONY: help setup lab down status routes matrix browser report screenshot test lint clean
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -49,6 +49,9 @@ browser: setup
 
 report: setup
 	@$(ASGILAB) report
+
+screenshot: setup
+	@$(ASGILAB) report --screenshot
 
 test: setup
 	@$(PY) -m pytest

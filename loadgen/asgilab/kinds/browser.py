@@ -23,6 +23,11 @@ EXPECTED_PROTOCOL = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2": "h2"}
 H2C_REASON = ("browsers do not speak h2c (HTTP/2 without TLS); Chromium would fall back to "
               "HTTP/1.1 on this port")
 SLACK_S = 30.0  # launch, page load and a slow proxy on top of the page's ideal time
+# Chromium aborts every request in flight when the host's network configuration changes
+# (an interface or address appears, e.g. another container or namespace starting). Such
+# a run measured nothing about the route; it is repeated, and the retry is recorded.
+NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
+ATTEMPTS = 3
 
 
 def ideal_ms(route: Route, delay: float) -> float:
@@ -93,14 +98,21 @@ def run(runner: Runner, cell: Cell, result: dict) -> Verdict:
     url = route.url(f"/?delay={scenario.delay:g}")
     binary = browser.executable()
     limit = timeout_s(route, scenario.delay, scenario.timeout_s)
-    page = browser.run_page(url, route.client, limit)
+    retried: list[str] = []
+    for _ in range(ATTEMPTS):
+        page = browser.run_page(url, route.client, limit)
+        if not (page.error and any(NETWORK_CHANGED in m for m in page.console)):
+            break
+        retried.append(f"{page.error} ({NETWORK_CHANGED})")
+        runner.log(f"    retrying: Chromium saw {NETWORK_CHANGED} (the host's network changed mid-run)")
     requests = requests_of(page)
     result.update(
         command=[binary, *page.args, "--headless", url],
         raw_output=json.dumps(page.to_dict(), indent=1)[-RAW_OUTPUT_LIMIT:],
         browser={"url": url, "requests": requests, "document": page.document,
                  "connections": len({r["connection"] for r in requests if r["connection"]}),
-                 "console": page.console, "wall_s": page.wall_s, "error": page.error},
+                 "console": page.console, "wall_s": page.wall_s, "error": page.error,
+                 "retried": retried},
     )
     result["versions"]["tools"] = {**result["versions"]["tools"],
                                    "chromium": page.browser_version or "unknown",

@@ -145,3 +145,50 @@ def _on_response(network: dict[str, dict], event: dict) -> None:
 def _first_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return (lines[0] if lines else "browser error")[:400]
+
+
+@dataclass
+class PageCheck:
+    """What a person would see of a page: console errors, and how many elements match
+    each selector asked about."""
+
+    url: str
+    screenshot: str
+    console_errors: list[str] = field(default_factory=list)
+    found: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def inspect_page(url: str, screenshot: str | Path, selectors: dict[str, str],
+                 viewport: tuple[int, int] = (1440, 900), full_page: bool = False,
+                 timeout_s: float = 60.0) -> PageCheck:
+    """Opens ``url`` (e.g. the report from disk) in a fresh headless Chromium with no
+    network besides what the page itself asks for, counts ``selectors`` and saves a
+    screenshot of the first screen (or the whole page)."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    out = PageCheck(url=url, screenshot=str(screenshot))
+    with sync_playwright() as pw:
+        b = None
+        try:
+            b = pw.chromium.launch(executable_path=executable(), args=list(BASE_ARGS), headless=True,
+                                   timeout=LAUNCH_TIMEOUT_MS)
+            page = b.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.on("console",
+                    lambda m: out.console_errors.append(m.text[:300]) if m.type == "error" else None)
+            page.on("pageerror", lambda e: out.console_errors.append(f"pageerror: {e}"[:300]))
+            page.on("requestfailed", lambda r: out.console_errors.append(f"request failed: {r.url}"[:300]))
+            page.goto(url, wait_until="load", timeout=timeout_s * 1000)
+            out.found = {name: page.locator(sel).count() for name, sel in selectors.items()}
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=full_page, timeout=timeout_s * 1000)
+        except PlaywrightError as exc:
+            out.error = _first_line(str(exc))
+        finally:
+            if b is not None:
+                try:
+                    b.close()
+                except PlaywrightError:
+                    pass
+    return out
