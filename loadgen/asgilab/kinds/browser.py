@@ -27,7 +27,7 @@ SLACK_S = 30.0  # launch, page load and a slow proxy on top of the page's ideal 
 # (an interface or address appears, e.g. another container or namespace starting). Such
 # a run measured nothing about the route; it is repeated, and the retry is recorded.
 NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
-ATTEMPTS = 3
+ATTEMPTS = 4
 
 
 def ideal_ms(route: Route, delay: float) -> float:
@@ -101,7 +101,7 @@ def run(runner: Runner, cell: Cell, result: dict) -> Verdict:
     retried: list[str] = []
     for _ in range(ATTEMPTS):
         page = browser.run_page(url, route.client, limit)
-        if not (page.error and any(NETWORK_CHANGED in m for m in page.console)):
+        if not (page.error and any(NETWORK_CHANGED in m for m in [page.error, *page.console])):
             break
         retried.append(f"{page.error} ({NETWORK_CHANGED})")
         runner.log(f"    retrying: Chromium saw {NETWORK_CHANGED} (the host's network changed mid-run)")
