@@ -304,6 +304,13 @@ class Runner:
             r.pop("latencies_ms", None)
         return self._finish(result, verdict)
 
+    def close(self) -> None:
+        """Lets kind modules stop what they keep between cells (e.g. a browser)."""
+        for kind in MODULE_KINDS:
+            module = sys.modules.get(f"asgilab.kinds.{kind}")
+            if module is not None and hasattr(module, "close"):
+                module.close()
+
     def _argv(self, cell: Cell, log_file: str | None) -> list[str]:
         s = cell.scenario
         if s.kind == "page24" or not (s.duration or s.rps or s.body_size or log_file):

@@ -59,6 +59,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
     started_here = rt.running() is None
+    runner = None
     try:
         if started_here:
             print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
@@ -74,6 +75,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         )
         ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
     finally:
+        if runner is not None:
+            runner.close()
         if started_here:
             rt.down()
         if not os.environ.get("LAB_INSIDE"):

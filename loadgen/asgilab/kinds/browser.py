@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from urllib.parse import urlsplit
 
 from asgilab.matrix import RAW_OUTPUT_LIMIT, Cell, Runner, Verdict, page_urls
@@ -28,6 +29,26 @@ SLACK_S = 30.0  # launch, page load and a slow proxy on top of the page's ideal 
 # a run measured nothing about the route; it is repeated, and the retry is recorded.
 NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
 ATTEMPTS = 4
+
+
+_SESSION: browser.Session | None = None
+
+
+def _session() -> browser.Session:
+    """One browser per matrix run (a fresh context per cell): starting Chromium for every
+    cell would double the quick preset's browser time."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = browser.Session()
+    return _SESSION
+
+
+def close() -> None:
+    """Ends the browsers this kind started (matrix.Runner.close calls it)."""
+    global _SESSION
+    if _SESSION is not None:
+        _SESSION.close()
+        _SESSION = None
 
 
 def ideal_ms(route: Route, delay: float) -> float:
@@ -100,11 +121,12 @@ def run(runner: Runner, cell: Cell, result: dict) -> Verdict:
     limit = timeout_s(route, scenario.delay, scenario.timeout_s)
     retried: list[str] = []
     for _ in range(ATTEMPTS):
-        page = browser.run_page(url, route.client, limit)
+        page = browser.run_page(url, route.client, limit, _session())
         if not (page.error and any(NETWORK_CHANGED in m for m in [page.error, *page.console])):
             break
         retried.append(f"{page.error} ({NETWORK_CHANGED})")
         runner.log(f"    retrying: Chromium saw {NETWORK_CHANGED} (the host's network changed mid-run)")
+        time.sleep(1.0)  # let the change settle (containers start in bursts)
     requests = requests_of(page)
     result.update(
         command=[binary, *page.args, "--headless", url],

@@ -8,6 +8,7 @@ closed on every exit path, Ctrl-C included.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import time
@@ -87,46 +88,89 @@ def playwright_version() -> str:
         return "not installed"
 
 
-def run_page(url: str, client: str, timeout_s: float) -> PageRun:
-    """Opens ``url`` in a fresh headless Chromium, calls the page's ``run()`` and collects
-    its total, the Resource Timing entries and, from the DevTools protocol, each response's
-    status, protocol and connection id. Bounded by ``timeout_s``."""
+class Session:
+    """One Playwright driver and one Chromium per set of flags, started on first use and
+    reused: each page run gets a fresh browser context, which in Chromium has its own
+    network state (sockets, connection pools, cache, Alt-Svc, HSTS), so no connection
+    carries over from one route to the next. ``close()`` ends every browser it started;
+    it is also registered to run at exit."""
+
+    def __init__(self) -> None:
+        self._pw = None
+        self._browsers: dict[tuple[str, ...], object] = {}
+        atexit.register(self.close)
+
+    def browser(self, args: list[str]):
+        from playwright.sync_api import sync_playwright
+
+        if self._pw is None:
+            self._pw = sync_playwright().start()
+        key = tuple(args)
+        b = self._browsers.get(key)
+        if b is None or not b.is_connected():
+            b = self._pw.chromium.launch(executable_path=executable(), args=list(args), headless=True,
+                                         timeout=LAUNCH_TIMEOUT_MS)
+            self._browsers[key] = b
+        return b
+
+    def close(self) -> None:
+        from playwright.sync_api import Error as PlaywrightError
+
+        for b in self._browsers.values():
+            try:
+                b.close()
+            except (PlaywrightError, OSError):
+                pass  # the driver is gone already (e.g. Ctrl-C reached it first)
+        self._browsers.clear()
+        if self._pw is not None:
+            try:
+                self._pw.stop()
+            except Exception:  # noqa: BLE001 - stopping a dead driver must not mask the real error
+                pass
+            self._pw = None
+
+
+def run_page(url: str, client: str, timeout_s: float, session: Session | None = None) -> PageRun:
+    """Opens ``url`` in a fresh headless Chromium context, calls the page's ``run()`` and
+    collects its total, the Resource Timing entries and, from the DevTools protocol, each
+    response's status, protocol and connection id. Bounded by ``timeout_s``. Without a
+    session, a browser is started for this run alone and closed again."""
     try:
         from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
     except ImportError as exc:
         raise LabError("playwright is not installed: run `make setup`") from exc
-    binary = executable()
+    own = session is None
+    session = session or Session()
     out = PageRun(url=url, args=launch_args(client))
     t0 = time.monotonic()
-    with sync_playwright() as pw:
-        browser = None
-        try:
-            browser = pw.chromium.launch(executable_path=binary, args=out.args, headless=True,
-                                         timeout=LAUNCH_TIMEOUT_MS)
-            out.browser_version = browser.version
-            context = browser.new_context(ignore_https_errors=True)
-            page = context.new_page()
-            page.on("console", lambda m: out.console.append(f"{m.type}: {m.text}"[:300]))
-            page.on("pageerror", lambda e: out.console.append(f"pageerror: {e}"[:300]))
-            cdp = context.new_cdp_session(page)
-            cdp.on("Network.responseReceived", lambda ev: _on_response(out.network, ev))
-            cdp.send("Network.enable")
-            page.goto(url, wait_until="load", timeout=timeout_s * 1000)
-            left_ms = max(1000.0, (timeout_s - (time.monotonic() - t0)) * 1000)
-            got = page.evaluate(COLLECT_JS, left_ms)
-            out.total_ms = float(got["result"]["total_ms"])
-            out.count = int(got["result"]["count"])
-            out.document = got["document"]
-            out.resources = got["resources"]
-        except PlaywrightError as exc:
-            out.error = _first_line(str(exc))
-        finally:
-            if browser is not None:
-                try:
-                    browser.close()
-                except PlaywrightError:
-                    pass  # the driver is gone already (e.g. Ctrl-C reached it first)
+    context = None
+    try:
+        b = session.browser(out.args)
+        out.browser_version = b.version
+        context = b.new_context(ignore_https_errors=True)
+        page = context.new_page()
+        page.on("console", lambda m: out.console.append(f"{m.type}: {m.text}"[:300]))
+        page.on("pageerror", lambda e: out.console.append(f"pageerror: {e}"[:300]))
+        cdp = context.new_cdp_session(page)
+        cdp.on("Network.responseReceived", lambda ev: _on_response(out.network, ev))
+        cdp.send("Network.enable")
+        page.goto(url, wait_until="load", timeout=timeout_s * 1000)
+        left_ms = max(1000.0, (timeout_s - (time.monotonic() - t0)) * 1000)
+        got = page.evaluate(COLLECT_JS, left_ms)
+        out.total_ms = float(got["result"]["total_ms"])
+        out.count = int(got["result"]["count"])
+        out.document = got["document"]
+        out.resources = got["resources"]
+    except PlaywrightError as exc:
+        out.error = _first_line(str(exc))
+    finally:
+        if context is not None:
+            try:
+                context.close()
+            except PlaywrightError:
+                pass
+        if own:
+            session.close()
     out.wall_s = round(time.monotonic() - t0, 3)
     return out
 
