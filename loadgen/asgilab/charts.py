@@ -83,8 +83,7 @@ def throughput(cells: list[dict], servers: list[str], paths: list[str], clients:
                 if c is None:
                     continue
                 x = pi - 0.4 + width * (si + 0.5)
-                bar = ax.bar(x, c["req_per_s"], width * 0.92, color=server_color(server, servers),
-                             label=None if server in labelled else server)
+                bar = ax.bar(x, c["req_per_s"], width * 0.92, color=server_color(server, servers))
                 labelled.add(server)
                 _tag(bar.patches[0], c["route"])
                 sp = c.get("spread")
@@ -94,24 +93,21 @@ def throughput(cells: list[dict], servers: list[str], paths: list[str], clients:
                                      fmt="none", ecolor="#222", elinewidth=0.8, capsize=2)
                     for line in eb.lines[2]:
                         _tag(line, c["route"])
-        ax.set_xticks(range(len(used)), used, rotation=30 if len(used) > 4 else 0,
-                      ha="right" if len(used) > 4 else "center")
+        _path_ticks(ax, used)
         ax.set_title(PROTOCOL_NAMES.get(client, client) + " at the edge", fontsize=9)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     axes[0][0].set_ylabel("req/s (median of runs)")
-    _legend(fig, axes[0][-1])
+    keyed = [s for s in servers if s in labelled]
+    axes[0][-1].legend([plt.Rectangle((0, 0), 1, 1, color=server_color(s, servers)) for s in keyed], keyed,
+                       loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return to_svg(fig)
 
 
-def _legend(fig, ax) -> None:
-    handles, labels = [], []
-    for a in fig.axes:
-        for h, label in zip(*a.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(h)
-                labels.append(label)
-    if handles:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+def _path_ticks(ax, used: list[str]) -> None:
+    """Proxy-path names under their groups; slanted when more than two would collide."""
+    slant = len(used) > 2
+    ax.set_xticks(range(len(used)), used, rotation=30 if slant else 0, ha="right" if slant else "center",
+                  rotation_mode="anchor" if slant else "default", fontsize=8)
 
 
 # -- latency percentiles ------------------------------------------------------------------
@@ -171,7 +167,7 @@ def page_times(rows: list[dict], servers: list[str], paths: list[str], delay: fl
                     _tag(bar.patches[0], c["route"])
         for ideal in (4 * delay, delay):
             ax.axhline(ideal, color="#444", linestyle="--", linewidth=0.7)
-        ax.set_xticks(range(len(used)), used, rotation=35, ha="right")
+        _path_ticks(ax, used)
         ax.set_title(server, fontsize=9)
     axes[0][0].set_ylabel("seconds for 24 responses")
     handles = [plt.Rectangle((0, 0), 1, 1, color="#9aa5b1"), plt.Rectangle((0, 0), 1, 1, color="#555"),

@@ -35,12 +35,13 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def scenario_tables(cells: list[dict], with_charts: bool = True) -> list[dict]:
-    """One table per (runtime, load or Locust scenario): rows = servers, columns = routes;
+def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
+                    with_charts: bool = True) -> list[dict]:
+    """One table per (runtime, scenario of these kinds): rows = servers, columns = routes;
     with a bar chart of req/s (and its spread) and, where measured, latency percentiles."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in cells:
-        if c["scenario"]["kind"] in LOAD_KINDS:
+        if c["scenario"]["kind"] in kinds:
             groups[(c["runtime"], c["scenario"]["id"])].append(c)
     all_servers = sorted({c["route"]["server"] for c in cells})
     tables = []
@@ -56,6 +57,7 @@ def scenario_tables(cells: list[dict], with_charts: bool = True) -> list[dict]:
             "runtime": rt, "id": sid, "label": group[0]["scenario"]["label"],
             "kind": group[0]["scenario"]["kind"], "tool": group[0].get("tool", "h2load"),
             "columns": cols, "servers": servers, "grid": grid, "best": best,
+            "groups": [(p, sum(1 for c in cols if c[0] == p)) for p in dict.fromkeys(c[0] for c in cols)],
             "counts": _counts(group),
             "chart": charts.throughput(group, all_servers, paths_, clients) if with_charts else None,
             "latency": charts.percentiles(group, all_servers, clients) if with_charts else None,
@@ -66,7 +68,7 @@ def scenario_tables(cells: list[dict], with_charts: bool = True) -> list[dict]:
 def _scenario_order(c: dict) -> tuple:
     """h2load scenarios first, then Locust; within a kind, the order a preset lists them."""
     s = c["scenario"]
-    return (LOAD_KINDS.index(s["kind"]), s.get("path", ""), s.get("body_size") or 0,
+    return (s["kind"] not in LOAD_KINDS, s["kind"], s.get("path", ""), s.get("body_size") or 0,
             s.get("clients", 0), s.get("requests", 0), s.get("streams", 0), s["id"])
 
 
@@ -173,6 +175,7 @@ def context(cells: list[dict]) -> dict:
                     "last": max(c.get("finished_at", "") for c in cells if c["runtime"] == rt)}
     servers = sorted({c["route"]["server"] for c in cells})
     pages = page_rows(cells)
+    browser_rows_ = browser_rows(cells)
     return {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cells": cells,
@@ -180,7 +183,9 @@ def context(cells: list[dict]) -> dict:
         "tables": scenario_tables(cells),
         "pages": pages,
         "page_charts": page_charts(pages, servers),
-        "browser": browser_rows(cells),
+        "browser_charts": page_charts(browser_rows_, servers),
+        "browser": browser_rows_,
+        "browser_tables": scenario_tables(cells, ("browser",), with_charts=False),
         "presets": _presets(cells),
         "meta": meta,
         "runtimes": runtimes,
