@@ -153,8 +153,9 @@ def page_times(rows: list[dict], servers: list[str], paths: list[str], delay: fl
     if not rows:
         return None
     shown = [s for s in servers if any(r["server"] == s for r in rows)]
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.3 * len(shown) + 1.6, 2.6), squeeze=False,
-                             sharey=True)
+    widths = [max(1.6, 0.8 + 0.32 * len({r["path"] for r in rows if r["server"] == s})) for s in shown]
+    fig, axes = plt.subplots(1, len(shown), figsize=(sum(widths) + 1.6, 2.7), squeeze=False,
+                             sharey=True, gridspec_kw={"width_ratios": widths})
     for ax, server in zip(axes[0], shown, strict=True):
         mine = {r["path"]: r for r in rows if r["server"] == server}
         used = [p for p in paths if p in mine]

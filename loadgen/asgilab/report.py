@@ -186,6 +186,7 @@ def context(cells: list[dict]) -> dict:
         "browser_charts": page_charts(browser_rows_, servers),
         "browser": browser_rows_,
         "browser_tables": scenario_tables(cells, ("browser",), with_charts=False),
+        "page_tables": scenario_tables(cells, ("page24",), with_charts=False),
         "presets": _presets(cells),
         "meta": meta,
         "runtimes": runtimes,
