@@ -131,3 +131,30 @@ def test_a_browser_opens_the_report_without_errors(cells, tmp_path):
     assert seen.error is None and seen.console_errors == []
     assert seen.found["summary"] > 0 and seen.found["chart"] >= 4 and seen.found["waterfall"] >= 4
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
+                    reason="Debian's chromium is not installed (make setup)")
+def test_filters_hide_other_servers_rows_and_chart_marks(cells):
+    from playwright.sync_api import sync_playwright
+
+    from asgilab.tools import browser
+
+    url = report.write().resolve().as_uri()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=browser.executable(), args=list(browser.BASE_ARGS))
+        try:
+            page = b.new_page()
+            page.goto(url)
+            visible = 'el => [...document.querySelectorAll(el)].filter(e => e.getClientRects().length).length'
+            assert page.evaluate(visible, 'tr[data-server="hypercorn"]') > 0
+            page.select_option('select[data-key="server"]', "granian")
+            assert page.evaluate(visible, 'tr[data-server="hypercorn"]') == 0
+            assert page.evaluate(visible, 'tr[data-server="granian"]') > 0
+            assert page.evaluate(visible, 'g[id^="cell--hypercorn--"]') == 0
+            assert page.evaluate(visible, 'g[id^="cell--granian--"]') > 0
+            page.select_option('select[data-key="proxy"]', "nginx")
+            assert page.evaluate(visible, 'g[id^="cell--granian--direct--"]') == 0
+            assert page.evaluate(visible, 'g[id^="cell--granian--nginx-h1--"]') > 0
+        finally:
+            b.close()

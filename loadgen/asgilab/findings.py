@@ -116,7 +116,8 @@ def proxy_cost(cells: list[dict]) -> list[Finding]:
     for (rt, path), vals in sorted(ratios.items()):
         m = median(v[0] for v in vals)
         out.append(Finding(
-            f"Through {path}: median {m:.2f}× the direct req/s over {len(vals)} comparable cells "
+            f"Through {path}: median {m:.2f}× the direct req/s over {len(vals)} comparable "
+            f"cell{'s' if len(vals) != 1 else ''} "
             f"(range {min(v[0] for v in vals):.2f}–{max(v[0] for v in vals):.2f}×).",
             [x for v in vals for x in v[1:]], rt,
         ))
