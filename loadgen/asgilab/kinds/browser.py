@@ -158,6 +158,7 @@ def run(runner: Runner, cell: Cell, result: dict) -> Verdict:
     ideal = ideal_ms(route, scenario.delay)
     result.update(
         finished_ms=page.total_ms,
+        req_per_s=PAGE_CALLS / (page.total_ms / 1000),  # as h2load's figure for the same page
         figures={"total_ms": page.total_ms, "ideal_ms": ideal, "over_ideal": page.total_ms / ideal - 1,
                  "connections": result["browser"]["connections"],
                  "span_ms": max(r["end_ms"] for r in requests) - min(r["start_ms"] for r in requests)},
