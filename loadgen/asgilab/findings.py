@@ -268,9 +268,9 @@ TOPICS = (
 def all_findings(cells: list[dict]) -> list[Finding]:
     groups = (
         ("multiplexing", browser(cells) + page_overview(cells, "page24")
-         + [_detail(f) for f in multiplexing(cells)] + page_proxy_cost(cells)),
+         + [_detail(f) for f in multiplexing(cells)]),
         ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
-        ("proxies", proxy_cost(cells)),
+        ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
         ("gaps", gaps(cells)),
     )
     out = []
