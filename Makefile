@@ -6,11 +6,12 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix report test lint clean images images-offline
+.PHONY: help setup lab down status routes check matrix browser report screenshot test lint clean images images-offline
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
+	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make check requests each over its protocol; make status"
@@ -54,8 +55,14 @@ images-offline: setup
 matrix: setup
 	@$(ASGILAB) matrix --preset $(PRESET)
 
+browser: setup
+	@$(ASGILAB) matrix --preset browser
+
 report: setup
 	@$(ASGILAB) report
+
+screenshot: setup
+	@$(ASGILAB) report --screenshot
 
 test: setup
 	@$(PY) -m pytest

@@ -21,6 +21,8 @@ class Finding:
     text: str
     cells: list[str] = field(default_factory=list)  # cell ids, for links
     runtime: str = ""
+    topic: str = ""  # the summary's heading it goes under
+    detail: bool = False  # shown folded: the per-scenario evidence behind an overview
 
 
 def _ok(c: dict) -> bool:
@@ -33,11 +35,16 @@ def _rates(c: dict) -> list[float]:
 
 def leaders(cells: list[dict]) -> list[Finding]:
     """Who leads each load scenario directly, per client protocol."""
+    return [f for f, _client, _winner in _leads(cells)]
+
+
+def _leads(cells: list[dict]) -> list[tuple[Finding, str, str | None]]:
+    """(finding, client protocol, the server with a clear lead or None) per scenario."""
     out = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for c in cells:
         r = c["route"]
-        if c["scenario"]["kind"] == "load" and r["proxy"] == "direct" and _ok(c):
+        if c["scenario"]["kind"] in ("load", "locust") and r["proxy"] == "direct" and _ok(c):
             groups[(c["runtime"], c["scenario"]["id"], r["client"])].append(c)
     for (rt, sid, client), group in sorted(groups.items()):
         if len(group) < 2:
@@ -48,19 +55,21 @@ def leaders(cells: list[dict]) -> list[Finding]:
         sa, sb = a["route"]["server"], b["route"]["server"]
         if len(ra) > 1 and len(rb) > 1:
             # Repeated runs: rank only when the ranges do not overlap.
-            lead = f"{sa} leads" if stats.compare(ra, rb) == "faster" else (
+            clear = stats.compare(ra, rb) == "faster"
+            lead = f"{sa} leads" if clear else (
                 f"{sa} and {sb} cannot be ranked (their run ranges overlap)")
             runs = f"medians of {min(len(ra), len(rb))}+ runs"
         else:
             gap = a["req_per_s"] / b["req_per_s"] - 1
-            lead = f"{sa} leads" if gap > CLOSE else f"{sa} and {sb} are within {CLOSE:.0%}"
+            clear = gap > CLOSE
+            lead = f"{sa} leads" if clear else f"{sa} and {sb} are within {CLOSE:.0%}"
             runs = "one run each"
-        out.append(Finding(
+        out.append((Finding(
             f"{sid}, direct over {CLIENT_NAMES[client]}: {lead} "
             f"({a['req_per_s']:,.0f} against {b['req_per_s']:,.0f} req/s; "
             f"{len(group)} servers with verified figures; {runs}).",
             [c["cell_id"] for c in ranked], rt,
-        ))
+        ), client, sa if clear else None))
     return out
 
 
@@ -107,7 +116,8 @@ def proxy_cost(cells: list[dict]) -> list[Finding]:
     for (rt, path), vals in sorted(ratios.items()):
         m = median(v[0] for v in vals)
         out.append(Finding(
-            f"Through {path}: median {m:.2f}× the direct req/s over {len(vals)} comparable cells "
+            f"Through {path}: median {m:.2f}× the direct req/s over {len(vals)} comparable "
+            f"cell{'s' if len(vals) != 1 else ''} "
             f"(range {min(v[0] for v in vals):.2f}–{max(v[0] for v in vals):.2f}×).",
             [x for v in vals for x in v[1:]], rt,
         ))
@@ -136,5 +146,152 @@ def gaps(cells: list[dict]) -> list[Finding]:
     return out
 
 
+def leader_overview(cells: list[dict]) -> list[Finding]:
+    """Per client protocol: which server leads how many of the direct load scenarios."""
+    wins: dict[tuple, list[str | None]] = defaultdict(list)
+    ids: dict[tuple, list[str]] = defaultdict(list)
+    for f, client, winner in _leads(cells):
+        wins[(f.runtime, client)].append(winner)
+        ids[(f.runtime, client)] += f.cells[:2]
+    out = []
+    order = list(CLIENT_NAMES)
+    for (rt, client), won in sorted(wins.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        counted = sorted(((won.count(s), s) for s in set(won) if s), key=lambda t: (-t[0], t[1]))
+        ties = won.count(None)
+        name = CLIENT_NAMES[client]
+        if counted:
+            head = ", ".join(f"{s} in {n}" for n, s in counted)
+            text = (f"Direct over {name}: a clear lead (over {CLOSE:.0%}, or non-overlapping runs) for "
+                    f"{head} of {len(won)} load scenarios"
+                    + (f"; {ties} too close to call." if ties else "."))
+        else:
+            text = f"Direct over {name}: no server leads any of the {len(won)} load scenarios clearly."
+        out.append(Finding(text, ids[(rt, client)], rt))
+    return out
+
+
+def _page_sides(cells: list[dict], kind: str) -> dict[tuple, dict[str, dict]]:
+    sides: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for c in cells:
+        r = c["route"]
+        if c["scenario"]["kind"] == kind and c["status"] == "ok" and c.get("finished_ms"):
+            side = "h2" if r["client"] in ("h2", "h2c") else "h1"
+            sides[(c["runtime"], c["scenario"]["id"], r["server"], r["path"])].setdefault(side, c)
+    return sides
+
+
+def browser(cells: list[dict]) -> list[Finding]:
+    """The page in a real browser: what h2 at the edge buys, against the ideal 4 rounds : 1."""
+    return page_overview(cells, "browser")
+
+
+def _ideal_ms(c: dict) -> float:
+    """Rounds of the delay the page needs: 4 over 6 HTTP/1.1 connections, 1 over h2."""
+    return c["scenario"]["delay"] * 1000 * (1 if c["route"]["client"] in ("h2", "h2c") else 4)
+
+
+def page_overview(cells: list[dict], kind: str) -> list[Finding]:
+    """One sentence per page scenario over every server and path measured on both sides,
+    and (folded) each server's direct pair against the ideal times."""
+    groups: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
+    for (rt, sid, _server, _path), s in sorted(_page_sides(cells, kind).items()):
+        if "h1" in s and "h2" in s:
+            groups[(rt, sid)].append((s["h1"], s["h2"]))
+    out = []
+    for (rt, _sid), pairs in groups.items():
+        delay = pairs[0][0]["scenario"]["delay"]
+        ratios = [a["finished_ms"] / b["finished_ms"] for a, b in pairs]
+        h1 = median(a["finished_ms"] for a, _ in pairs) / 1000
+        h2 = median(b["finished_ms"] for _, b in pairs) / 1000
+        if kind == "browser":
+            conns = sorted({(a.get("figures") or {}).get("connections") for a, _ in pairs} - {None})
+            conn_h2 = sorted({(b.get("figures") or {}).get("connections") for _, b in pairs} - {None})
+            head = f"In headless Chromium ({delay:g} s per request), the 24-request page took a median "
+            sides = (f"{h1:.2f} s over HTTP/1.1 ({'/'.join(map(str, conns)) or '?'} connections) and "
+                     f"{h2:.2f} s over h2 ({'/'.join(map(str, conn_h2)) or '?'} connection)")
+        else:
+            head = f"With h2load ({delay:g} s per request), the 24 requests took a median "
+            sides = f"{h1:.2f} s over 6 HTTP/1.1 connections and {h2:.2f} s over one h2 connection"
+        worst = max((c for pair in pairs for c in pair), key=lambda c: c["finished_ms"] / _ideal_ms(c))
+        ideal_w = _ideal_ms(worst) / 1000
+        out.append(Finding(
+            f"{head}{sides}: {median(ratios):.1f}× faster (range {min(ratios):.1f}–{max(ratios):.1f}× "
+            f"over {len(pairs)} server and proxy paths; ideal {4 * delay:g} s against {delay:g} s). "
+            f"Furthest from the ideal: {worst['route']['server']} via {worst['route']['path']} over "
+            f"{CLIENT_NAMES[worst['route']['client']]}, {worst['finished_ms'] / 1000:.2f} s "
+            f"({worst['finished_ms'] / 1000 / ideal_w - 1:+.0%}).",
+            [x["cell_id"] for pair in pairs for x in pair], rt,
+        ))
+        if kind != "browser":
+            continue  # multiplexing() has h2load's per-server sentences
+        for a, b in [(a, b) for a, b in pairs if a["route"]["proxy"] == "direct"]:
+            ta, tb = a["finished_ms"] / 1000, b["finished_ms"] / 1000
+            out.append(Finding(
+                f"{a['route']['server']} direct in Chromium: {ta:.2f} s over HTTP/1.1, {tb:.2f} s over h2 "
+                f"({ta / (4 * delay) - 1:+.1%} and {tb / delay - 1:+.1%} from the ideal).",
+                [a["cell_id"], b["cell_id"]], rt, detail=True,
+            ))
+    return out
+
+
+def page_proxy_cost(cells: list[dict]) -> list[Finding]:
+    """What each proxy path adds to the page's time over h2 (browser, else h2load)."""
+    out = []
+    for kind, who in (("browser", "in Chromium"), ("page24", "with h2load")):
+        sides = _page_sides(cells, kind)
+        added: dict[tuple, list[tuple[float, str, str]]] = defaultdict(list)
+        for (rt, sid, server, path), s in sides.items():
+            d = sides.get((rt, sid, server, "direct"), {}).get("h2")
+            if path != "direct" and d and "h2" in s:
+                added[(rt, sid, path)].append(
+                    (s["h2"]["finished_ms"] - d["finished_ms"], s["h2"]["cell_id"], d["cell_id"]))
+        for (rt, _sid, path), vals in sorted(added.items()):
+            m, lo, hi = median(v[0] for v in vals), min(v[0] for v in vals), max(v[0] for v in vals)
+            out.append(Finding(
+                f"Page over h2 {who}, through {path}: median {m:+,.0f} ms against direct "
+                f"({len(vals)} servers; range {lo:+,.0f} to {hi:+,.0f} ms).",
+                [x for v in vals for x in v[1:]], rt, detail=True,
+            ))
+        if added:
+            break  # the browser's view is the one a reader came for; h2load's is the fallback
+    return out
+
+
+TOPICS = (
+    ("multiplexing", "What h2 at the edge buys on the 24-request page"),
+    ("leaders", "Which server leads each protocol"),
+    ("proxies", "What each proxy hop costs"),
+    ("gaps", "What is missing, and why"),
+)
+
+
 def all_findings(cells: list[dict]) -> list[Finding]:
-    return multiplexing(cells) + leaders(cells) + proxy_cost(cells) + gaps(cells)
+    groups = (
+        ("multiplexing", browser(cells) + page_overview(cells, "page24")
+         + [_detail(f) for f in multiplexing(cells)]),
+        ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
+        ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
+        ("gaps", gaps(cells)),
+    )
+    out = []
+    for topic, found in groups:
+        for f in found:
+            f.topic = topic
+            out.append(f)
+    return out
+
+
+def _detail(f: Finding) -> Finding:
+    f.detail = True
+    return f
+
+
+def sections(found: list[Finding]) -> list[dict]:
+    """The findings under their headings, overview first and details folded."""
+    out = []
+    for topic, title in TOPICS:
+        mine = [f for f in found if f.topic == topic]
+        if mine:
+            out.append({"topic": topic, "title": title,
+                        "main": [f for f in mine if not f.detail], "detail": [f for f in mine if f.detail]})
+    return out

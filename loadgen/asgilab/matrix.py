@@ -304,6 +304,13 @@ class Runner:
             r.pop("latencies_ms", None)
         return self._finish(result, verdict)
 
+    def close(self) -> None:
+        """Lets kind modules stop what they keep between cells (e.g. a browser)."""
+        for kind in MODULE_KINDS:
+            module = sys.modules.get(f"asgilab.kinds.{kind}")
+            if module is not None and hasattr(module, "close"):
+                module.close()
+
     def _argv(self, cell: Cell, log_file: str | None) -> list[str]:
         s = cell.scenario
         if s.kind == "page24" or not (s.duration or s.rps or s.body_size or log_file):
@@ -475,7 +482,7 @@ def run_cells(cells: list[Cell], runner: Runner, redo: bool = False) -> tuple[in
         res = runner.run(cell)
         results.save(res)
         figure = f"{res['req_per_s']:.0f} req/s" if res["req_per_s"] is not None else ""
-        if cell.scenario.kind == "page24" and res["status"] == "ok":
+        if cell.scenario.kind in ("page24", "browser") and res["status"] == "ok":
             figure = f"{res['finished_ms'] / 1000:.2f} s"
         if res.get("spread"):
             sp = res["spread"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from pathlib import Path
 
 import jinja2
 
-from asgilab import findings, paths, results, stats
+from asgilab import charts, findings, paths, results, stats
 from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
 
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
               "envoy-h1", "envoy-h2c", "envoy-h2")
 CLIENT_ORDER = ("h1", "h1-tls", "h2c", "h2")
+LOAD_KINDS = ("load", "locust")  # kinds whose cells are req/s figures, shown as tables and bars
 
 
 def _env() -> jinja2.Environment:
@@ -33,25 +35,41 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def scenario_tables(cells: list[dict]) -> list[dict]:
-    """One table per (runtime, load scenario): rows = servers, columns = routes."""
+def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
+                    with_charts: bool = True) -> list[dict]:
+    """One table per (runtime, scenario of these kinds): rows = servers, columns = routes;
+    with a bar chart of req/s (and its spread) and, where measured, latency percentiles."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in cells:
-        if c["scenario"]["kind"] == "load":
+        if c["scenario"]["kind"] in kinds:
             groups[(c["runtime"], c["scenario"]["id"])].append(c)
+    all_servers = sorted({c["route"]["server"] for c in cells})
     tables = []
-    for (rt, sid), group in sorted(groups.items()):
+    for (rt, sid), group in sorted(groups.items(), key=lambda kv: (kv[0][0], _scenario_order(kv[1][0]))):
         cols = sorted({(c["route"]["path"], c["route"]["client"]) for c in group},
                       key=lambda k: (_order(k[0], PATH_ORDER), _order(k[1], CLIENT_ORDER)))
         servers = sorted({c["route"]["server"] for c in group})
         grid = {(c["route"]["server"], c["route"]["path"], c["route"]["client"]): c for c in group}
         best = max((c["req_per_s"] for c in group if c["req_per_s"] is not None), default=None)
+        paths_ = [p for p in PATH_ORDER if any(c["route"]["path"] == p for c in group)]
+        clients = [cl for cl in CLIENT_ORDER if any(c["route"]["client"] == cl for c in group)]
         tables.append({
             "runtime": rt, "id": sid, "label": group[0]["scenario"]["label"],
+            "kind": group[0]["scenario"]["kind"], "tool": group[0].get("tool", "h2load"),
             "columns": cols, "servers": servers, "grid": grid, "best": best,
+            "groups": [(p, sum(1 for c in cols if c[0] == p)) for p in dict.fromkeys(c[0] for c in cols)],
             "counts": _counts(group),
+            "chart": charts.throughput(group, all_servers, paths_, clients) if with_charts else None,
+            "latency": charts.percentiles(group, all_servers, clients) if with_charts else None,
         })
     return tables
+
+
+def _scenario_order(c: dict) -> tuple:
+    """h2load scenarios first, then Locust; within a kind, the order a preset lists them."""
+    s = c["scenario"]
+    return (s["kind"] not in LOAD_KINDS, s["kind"], s.get("path", ""), s.get("body_size") or 0,
+            s.get("clients", 0), s.get("requests", 0), s.get("streams", 0), s["id"])
 
 
 def page_rows(cells: list[dict]) -> list[dict]:
@@ -76,6 +94,55 @@ def page_rows(cells: list[dict]) -> list[dict]:
     return rows
 
 
+def page_charts(rows: list[dict], servers: list[str]) -> list[dict]:
+    """One chart per (runtime, page scenario): h1 against h2 time per server and path."""
+    out = []
+    for (rt, sid), group in _grouped(rows, lambda r: (r["runtime"], r["scenario"])):
+        first = next(c for r in group for c in (r["h1"], r["h2"]) if c)
+        paths_ = [p for p in PATH_ORDER if any(r["path"] == p for r in group)]
+        chart = charts.page_times(group, servers, paths_, first["scenario"]["delay"])
+        if chart:
+            out.append({"runtime": rt, "scenario": sid, "label": first["scenario"]["label"],
+                        "tool": first.get("tool", "h2load"), "chart": chart})
+    return out
+
+
+def _grouped(items: list[dict], key) -> list[tuple]:
+    groups: dict = defaultdict(list)
+    for it in items:
+        groups[key(it)].append(it)
+    return list(groups.items())
+
+
+def browser_rows(cells: list[dict]) -> list[dict]:
+    """The browser experiment: per (runtime, scenario, server, path) the page's time over
+    each client protocol, the protocols Resource Timing saw, connections, and a waterfall."""
+    by_key: dict[tuple, dict] = defaultdict(dict)
+    for c in cells:
+        if c["scenario"]["kind"] == "browser":
+            r = c["route"]
+            by_key[(c["runtime"], c["scenario"]["id"], r["server"], r["path"])][r["client"]] = c
+    rows = []
+    for (rt, sid, server, path), sides in sorted(
+        by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], _order(kv[0][3], PATH_ORDER))
+    ):
+        h1, h2 = sides.get("h1") or sides.get("h1-tls"), sides.get("h2")
+        ratio = None
+        if h1 and h2 and h1["status"] == h2["status"] == "ok" and h2["finished_ms"]:
+            ratio = h1["finished_ms"] / h2["finished_ms"]
+        first = next(iter(sides.values()))
+        rows.append({
+            "runtime": rt, "scenario": sid, "label": first["scenario"]["label"],
+            "delay": first["scenario"]["delay"], "server": server, "path": path,
+            "sides": {cl: sides.get(cl) for cl in CLIENT_ORDER if cl in sides},
+            "h1": h1, "h2": h2, "ratio": ratio,
+            "protocols": sorted({c["negotiated_protocol"] for c in sides.values()
+                                 if c["status"] == "ok" and c.get("negotiated_protocol")}),
+            "waterfall": charts.waterfall({"h1": h1, "h2": h2}),
+        })
+    return rows
+
+
 def _counts(cells: list[dict]) -> dict[str, int]:
     counts = dict.fromkeys(results.STATUSES, 0)
     for c in cells:
@@ -94,30 +161,70 @@ def context(cells: list[dict]) -> dict:
                 servers.setdefault(c["route"]["server"], c["versions"]["server_packages"])
         proxy_settings = next((c["settings"]["proxy"] for c in cells
                                if c["runtime"] == rt and c["settings"]["proxy"]), None)
-        meta[rt] = {"tools": first["versions"]["tools"], "servers": servers,
+        tools: dict[str, str] = {}
+        for c in cells:  # cells of other kinds add their own tools (chromium, locust)
+            if c["runtime"] == rt:
+                tools.update({k: v for k, v in c["versions"]["tools"].items() if k not in tools})
+        meta[rt] = {"tools": tools, "servers": servers,
                     "placement": first.get("placement") or {}, "proxy_settings": proxy_settings,
                     "python": first["versions"].get("server_python"),
                     "presets": sorted({c["preset"] for c in cells if c["runtime"] == rt}),
+                    "scenarios": sorted({(c["preset"], c["scenario"]["label"]) for c in cells
+                                         if c["runtime"] == rt}),
                     "first": min(c["started_at"] for c in cells if c["runtime"] == rt),
                     "last": max(c.get("finished_at", "") for c in cells if c["runtime"] == rt)}
+    servers = sorted({c["route"]["server"] for c in cells})
+    pages = page_rows(cells)
+    browser_rows_ = browser_rows(cells)
     return {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cells": cells,
         "counts": _counts(cells),
         "tables": scenario_tables(cells),
-        "pages": page_rows(cells),
+        "pages": pages,
+        "page_charts": page_charts(pages, servers),
+        "browser_charts": page_charts(browser_rows_, servers),
+        "browser": browser_rows_,
+        "browser_tables": scenario_tables(cells, ("browser",), with_charts=False),
+        "page_tables": scenario_tables(cells, ("page24",), with_charts=False),
+        "presets": _presets(cells),
         "meta": meta,
         "runtimes": runtimes,
         "features": _features(),
+        "features_template": (Path(__file__).parent / "templates" / "features.html.j2").exists(),
         "findings": findings.all_findings(cells),
+        "sections": findings.sections(findings.all_findings(cells)),
         "max_cv": stats.MAX_CV,
         "near_ceiling": NEAR_CEILING,
         "filters": {
             "servers": sorted({c["route"]["server"] for c in cells}),
+            "proxies": sorted({c["route"]["proxy"] for c in cells},
+                              key=lambda p: _order(p, tuple(x.split("-")[0] for x in PATH_ORDER))),
             "paths": sorted({c["route"]["path"] for c in cells}, key=lambda p: _order(p, PATH_ORDER)),
             "clients": sorted({c["route"]["client"] for c in cells}, key=lambda p: _order(p, CLIENT_ORDER)),
         },
     }
+
+
+# What the report must show a reader, as CSS selectors (checked in a real browser by
+# `asgilab report --screenshot` and the tests).
+PARTS = {
+    "summary": "#summary ~ .summary li",
+    "features": "#feature-matrix *",
+    "chart": "figure.chart svg",
+    "waterfall": ".waterfalls figure svg",
+    "filters": "#filters select",
+}
+
+
+def screenshot(png: Path | None = None, full_page: bool = False):
+    """Opens reports/index.html from disk in headless Chromium: console errors, which
+    parts are there, and a screenshot (reports/index.png)."""
+    from asgilab.tools import browser
+
+    html = paths.reports_dir() / "index.html"
+    png = png or paths.reports_dir() / "index.png"
+    return browser.inspect_page(html.resolve().as_uri(), png, PARTS, full_page=full_page)
 
 
 def _features() -> list[dict]:
@@ -132,11 +239,37 @@ def _features() -> list[dict]:
         return []
 
 
+def _presets(cells: list[dict]) -> list[dict]:
+    """The presets the cells came from, with their descriptions (the file may have moved on)."""
+    from asgilab import presets
+
+    try:
+        known = presets.load_all()
+    except Exception:  # noqa: BLE001 - a broken presets file must not stop the report
+        known = {}
+    out = []
+    for name in sorted({c["preset"] for c in cells}):
+        p = known.get(name)
+        scenarios = sorted({c["scenario"]["label"] for c in cells if c["preset"] == name})
+        out.append({"name": name, "description": p.description if p else "", "scenarios": scenarios,
+                    "cells": sum(1 for c in cells if c["preset"] == name)})
+    return out
+
+
+def write_json(cells: list[dict], path: Path | None = None) -> Path:
+    """Every cell in one file, for download next to cells.csv."""
+    path = path or paths.reports_dir() / "cells.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cells, indent=1, sort_keys=True))
+    return path
+
+
 def write(out: Path | None = None) -> Path:
     cells = results.load_all()
     out = out or paths.reports_dir() / "index.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     results.write_csv(cells)
+    write_json(cells)
     env = _env()
     html = env.get_template("report.html.j2").render(**context(cells))
     out.write_text(html)

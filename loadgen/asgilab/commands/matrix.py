@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "e.g. query-c50-n5000-m1,page24-d3")
     p.set_defaults(func=cmd_matrix)
     p = sub.add_parser("report", help="rewrite reports/index.html and cells.csv from the results")
+    p.add_argument("--screenshot", action="store_true",
+                   help="then open it in headless Chromium: report console errors, save reports/index.png")
+    p.add_argument("--full-page", action="store_true", help="with --screenshot: the whole page")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("presets", help="list the matrix presets")
     p.set_defaults(func=cmd_presets)
@@ -34,7 +37,14 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     print(f"asgilab: wrote {report.write()}")
-    return 0
+    if not getattr(args, "screenshot", False):
+        return 0
+    seen = report.screenshot(full_page=args.full_page)
+    print(f"asgilab: screenshot {seen.screenshot}; parts: "
+          + ", ".join(f"{k} {v}" for k, v in seen.found.items()))
+    for err in seen.console_errors + ([seen.error] if seen.error else []):
+        print(f"asgilab: browser console: {err}")
+    return 1 if seen.console_errors or seen.error else 0
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -49,6 +59,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
     started_here = rt.running() is None
+    runner = None
     try:
         if started_here:
             print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
@@ -64,6 +75,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         )
         ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
     finally:
+        if runner is not None:
+            runner.close()
         if started_here:
             rt.down()
         if not os.environ.get("LAB_INSIDE"):

@@ -1,0 +1,64 @@
+"""The browser kind's judgement, from page runs built by hand (no browser needed)."""
+
+from asgilab.kinds import browser as kind
+from asgilab.tools import browser
+from asgilab.topology import Route
+
+
+def route(client: str, proxy: str = "direct") -> Route:
+    port = 443 if client in ("h2", "h1-tls") else 80
+    return Route("hypercorn", proxy, "" if proxy == "direct" else "h1", client, "127.0.0.1", port)
+
+
+def page_run(r: Route, protocol: str, connections: int, status: int = 200, count: int = 24,
+             delay_ms: float = 500) -> browser.PageRun:
+    """24 fetches spread over ``connections`` connections, one round of the delay each."""
+    run = browser.PageRun(url=r.url("/?delay=0.5"), args=[], total_ms=delay_ms * 24 / connections,
+                          count=count, document={"nextHopProtocol": protocol})
+    for i in range(24):
+        url = r.url(f"/message/{i}?delay=0.5")
+        rnd = i // connections
+        run.resources.append({"name": url, "nextHopProtocol": protocol, "startTime": 10 + i * 0.01,
+                              "requestStart": 10 + rnd * delay_ms, "responseStart": 10 + (rnd + 1) * delay_ms,
+                              "responseEnd": 11 + (rnd + 1) * delay_ms, "responseStatus": status})
+        run.network[url] = {"status": status, "protocol": protocol, "connection_id": 100 + i % connections}
+    return run
+
+
+def test_verified_h2_and_h1_runs_pass():
+    for client, proto, conns in (("h2", "h2", 1), ("h1", "http/1.1", 6), ("h1-tls", "http/1.1", 6)):
+        r = route(client)
+        run = page_run(r, proto, conns)
+        reqs = kind.requests_of(run)
+        assert kind.judge(r, run, reqs) is None
+        assert len({q["connection"] for q in reqs}) == conns
+        assert [q["connection"] for q in reqs[:conns]] == list(range(1, conns + 1))
+
+
+def test_wrong_protocol_is_unsupported_not_a_figure():
+    r = route("h2")
+    run = page_run(r, "http/1.1", 6)
+    v = kind.judge(r, run, kind.requests_of(run))
+    assert v.status == "unsupported" and "claims h2" in v.reason and "http/1.1" in v.reason
+
+
+def test_a_non_2xx_response_or_a_missing_fetch_fails():
+    r = route("h1")
+    run = page_run(r, "http/1.1", 6, status=502)
+    v = kind.judge(r, run, kind.requests_of(run))
+    assert v.status == "failed" and "502" in v.reason
+    run = page_run(r, "http/1.1", 6, count=23)
+    assert kind.judge(r, run, kind.requests_of(run)).status == "failed"
+
+
+def test_h2c_is_unsupported_by_browsers():
+    r = route("h2c")
+    v = kind.judge(r, page_run(r, "http/1.1", 6), [])
+    assert v.status == "unsupported" and "h2c" in v.reason
+
+
+def test_ideal_times_and_launch_flags():
+    assert kind.ideal_ms(route("h1"), 3.0) == 12_000 and kind.ideal_ms(route("h2"), 3.0) == 3_000
+    assert "--disable-http2" in browser.launch_args("h1-tls")
+    assert "--disable-http2" not in browser.launch_args("h2")
+    assert kind.timeout_s(route("h1"), 3.0, 300) < 300

@@ -1,0 +1,160 @@
+"""The report page from made-up cells of every kind: charts, waterfalls, summary, filters,
+raw data; and, where Chromium is installed, what a reader's browser makes of it."""
+
+import json
+import os
+import re
+
+import pytest
+
+from asgilab import charts, findings, report, results
+
+SERVERS = ("granian", "hypercorn")
+PATHS = ("direct", "nginx-h1")
+
+
+def make_cell(kind, server, path, client, status="ok", **extra):
+    sid = {"load": "query-c10-n300-m1", "locust": "locust-api-u10-d5", "page24": "page24-d0.5",
+           "browser": "browser-d0.5"}[kind]
+    label = {"load": "h2load -c 10 -n 300 -m 1 /query", "locust": "Locust api user, 10 users, 5 s",
+             "page24": "24-request page, 0.5 s per request",
+             "browser": "24-request page in headless Chromium"}[kind]
+    proxy = path.split("-")[0]
+    cid = f"{sid}__{server}.{path}.{client}"
+    cell = {
+        "schema": 1, "cell_id": cid, "runtime": "local", "preset": "quick",
+        "tool": {"load": "h2load", "page24": "h2load", "locust": "locust", "browser": "chromium"}[kind],
+        "scenario": {"id": sid, "kind": kind, "label": label, "delay": 0.5, "path": "/query",
+                     "clients": 10, "requests": 300, "streams": 1},
+        "route": {"server": server, "proxy": proxy, "upstream": "" if proxy == "direct" else "h1",
+                  "client": client, "path": path, "id": f"{server}.{path}.{client}"},
+        "status": status, "reason": "" if status == "ok" else "no h2 here", "sample": "",
+        "negotiated_protocol": {"h1": "http/1.1", "h2": "h2"}[client] if status == "ok" else None,
+        "req_per_s": None, "finished_ms": None, "succeeded": 300, "failed": 0,
+        "spread": None, "percentiles_ms": None, "ceiling_share": None, "runs": [],
+        "versions": {"server_packages": {server: "1.0"}, "tools": {"h2load": "1.52.0"},
+                     "server_python": "3.11"},
+        "settings": {"proxy": None}, "placement": {},
+        "started_at": "2026-11-24T00:00:00+00:00", "finished_at": "2026-11-24T00:00:01+00:00",
+    }
+    cell.update(extra)
+    return cell
+
+
+def browser_extra(client):
+    conns = 6 if client == "h1" else 1
+    proto = "http/1.1" if client == "h1" else "h2"
+    rounds = [i // conns if client == "h1" else 0 for i in range(24)]
+    reqs = [{"message": i, "start_ms": 5.0, "request_ms": 5.0 + rounds[i] * 500,
+             "end_ms": 5.0 + (rounds[i] + 1) * 500, "protocol": proto, "status": 200,
+             "connection": i % conns + 1} for i in range(24)]
+    total = reqs[-1]["end_ms"] - 5
+    return {"finished_ms": total, "browser": {"requests": reqs, "connections": conns},
+            "figures": {"connections": conns, "total_ms": total},
+            "versions": {"server_packages": {}, "tools": {"chromium": "156"}, "server_python": None}}
+
+
+@pytest.fixture
+def cells(lab_env):
+    out = []
+    for i, server in enumerate(SERVERS):
+        for path in PATHS:
+            for client in ("h1", "h2"):
+                rps = 1000.0 * (i + 1) / (2 if path != "direct" else 1) * (1.5 if client == "h2" else 1)
+                out.append(make_cell("load", server, path, client, req_per_s=rps,
+                                     spread={"n": 3, "median": rps, "min": rps * .9, "max": rps * 1.1,
+                                             "mean": rps, "stdev": 1, "cv": 0.05},
+                                     percentiles_ms={"p50": 1.0 + i, "p90": 2.0 + i, "p99": 5.0 + i,
+                                                     "p99.9": 9.0 + i},
+                                     runs=[{"req_per_s": rps * f} for f in (0.9, 1.0, 1.1)]))
+                out.append(make_cell("locust", server, path, client, req_per_s=rps / 3))
+                out.append(make_cell("page24", server, path, client,
+                                     finished_ms=2000.0 if client == "h1" else 520.0))
+                out.append(make_cell("browser", server, path, client, **browser_extra(client)))
+    out.append(make_cell("load", "uvicorn", "direct", "h2", status="unsupported"))
+    out.append(make_cell("browser", "uvicorn", "direct", "h2c", status="unsupported"))
+    for c in out:
+        results.save(c)
+    return out
+
+
+def test_report_has_summary_charts_waterfalls_and_raw_data(cells):
+    html = report.write().read_text()
+    assert 'id="summary"' in html and "What h2 at the edge buys" in html
+    assert "In headless Chromium" in html and "4.0× faster" in html
+    assert 'href="#c-browser-d0.5__granian.direct.h1"' in html  # sentences link to their cells
+    assert 'id="c-browser-d0.5__granian.direct.h1"' in html
+    assert html.count("<svg") >= 2 + 1 + 1 + 4  # load + locust bars, latency, page, waterfalls
+    assert "cell--granian--nginx-h1--h2--" in html  # chart marks the filters can hide
+    assert "Locust api user" in html and "h2load -c 10 -n 300 -m 1 /query" in html
+    for path in PATHS:
+        assert f">{path}<" in html
+    assert "<script src" not in html and "<link" not in html and "@import" not in html
+    assert "http://" not in re.sub(r'xmlns(:\w+)?="[^"]*"', "", html)  # nothing but SVG namespaces
+    assert "chromium" in html and "156" in html  # tools of every kind in the methodology
+    rows = json.loads((report.paths.reports_dir() / "cells.json").read_text())
+    assert len(rows) == len(cells)
+
+
+def test_findings_cover_the_browser_and_the_leaders(cells):
+    found = findings.all_findings(cells)
+    topics = {f.topic for f in found}
+    assert {"multiplexing", "leaders", "proxies", "gaps"} <= topics
+    overview = [f.text for f in findings.leader_overview(cells)]
+    assert any(t.startswith("Direct over HTTP/1.1: a clear lead") and "hypercorn in 2 of 2" in t
+               for t in overview)
+    (b, *details) = findings.browser(cells)
+    assert "took a median 2.00 s over HTTP/1.1 (6 connections) and 0.50 s over h2 (1 connection)" in b.text
+    assert all(f.detail for f in details)
+
+
+def test_waterfall_colours_connections():
+    h1 = make_cell("browser", "granian", "direct", "h1", **browser_extra("h1"))
+    svg = charts.waterfall({"h1": h1, "h2": None})
+    assert svg.count('id="cell--granian--direct--h1--') == 24
+    assert "6 connections" in svg and "#17a2b8" in svg  # the sixth connection's colour
+
+
+def test_features_are_shown_when_the_feature_matrix_has_results(cells, monkeypatch):
+    rows = [{"runtime": "local", "server": "granian", "path": "direct", "feature": "websocket",
+             "state": "supported", "evidence": "echo ok", "detail": "", "versions": {}, "checked_at": ""}]
+    monkeypatch.setattr(report, "_features", lambda: rows)
+    html = report.write().read_text()
+    assert 'id="feature-matrix"' in html and "websocket" in html
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
+                    reason="Debian's chromium is not installed (make setup)")
+def test_a_browser_opens_the_report_without_errors(cells, tmp_path):
+    report.write()
+    seen = report.screenshot(tmp_path / "report.png")
+    assert seen.error is None and seen.console_errors == []
+    assert seen.found["summary"] > 0 and seen.found["chart"] >= 4 and seen.found["waterfall"] >= 4
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
+                    reason="Debian's chromium is not installed (make setup)")
+def test_filters_hide_other_servers_rows_and_chart_marks(cells):
+    from playwright.sync_api import sync_playwright
+
+    from asgilab.tools import browser
+
+    url = report.write().resolve().as_uri()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=browser.executable(), args=list(browser.BASE_ARGS))
+        try:
+            page = b.new_page()
+            page.goto(url)
+            visible = 'el => [...document.querySelectorAll(el)].filter(e => e.getClientRects().length).length'
+            assert page.evaluate(visible, 'tr[data-server="hypercorn"]') > 0
+            page.select_option('select[data-key="server"]', "granian")
+            assert page.evaluate(visible, 'tr[data-server="hypercorn"]') == 0
+            assert page.evaluate(visible, 'tr[data-server="granian"]') > 0
+            assert page.evaluate(visible, 'g[id^="cell--hypercorn--"]') == 0
+            assert page.evaluate(visible, 'g[id^="cell--granian--"]') > 0
+            page.select_option('select[data-key="proxy"]', "nginx")
+            assert page.evaluate(visible, 'g[id^="cell--granian--direct--"]') == 0
+            assert page.evaluate(visible, 'g[id^="cell--granian--nginx-h1--"]') > 0
+        finally:
+            b.close()
