@@ -9,6 +9,7 @@ What cannot be made is reported, never faked: a stand-in never takes an official
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -162,11 +163,25 @@ def envoy_context(log: Callable[[str], None]) -> Path:
     return ctx
 
 
+def _requirements() -> list[Path]:
+    return [paths.LOADGEN_DIR / "requirements.txt", paths.SERVERS_DIR / "requirements.txt"]
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in _requirements())).hexdigest()
+
+
+def wheels_current() -> bool:
+    """The wheelhouse holds the wheels of the pins as they are now."""
+    stamp = wheelhouse() / ".requirements.sha256"
+    return stamp.exists() and stamp.read_text().strip() == _requirements_digest()
+
+
 def fetch_wheels(log: Callable[[str], None]) -> Path:
     """Every pinned Python package the images install, as wheels built or fetched on the host."""
     out = wheelhouse()
     out.mkdir(parents=True, exist_ok=True)
-    reqs = [paths.LOADGEN_DIR / "requirements.txt", paths.SERVERS_DIR / "requirements.txt"]
+    reqs = _requirements()
     argv = ["python3", "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "-w", str(out)]
     for r in reqs:
         argv += ["-r", str(r)]
@@ -174,6 +189,7 @@ def fetch_wheels(log: Callable[[str], None]) -> Path:
 
     argv[0] = sys.executable
     _stream(argv, f"fetching Python wheels into {out} (pip wheel, first time a few minutes)", log)
+    (out / ".requirements.sha256").write_text(_requirements_digest() + "\n")
     return out
 
 
@@ -227,7 +243,7 @@ def resolve(offline: bool | None, log: Callable[[str], None] = print) -> list[Ba
             make_stand_in(arg, specs[arg], debian, log)
     python = next((b for b in bases if b.arg == "PYTHON_IMAGE"), None)
     wheels = bool(python and python.image != python.official)
-    if wheels and not any(wheelhouse().glob("*.whl")):
+    if wheels and not wheels_current():
         fetch_wheels(log)
     record = {"bases": [asdict(b) for b in bases], "wheelhouse": wheels}
     state_file().parent.mkdir(parents=True, exist_ok=True)
