@@ -6,11 +6,12 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes matrix report test lint clean
+.PHONY: help setup lab down status routes matrix features report test lint clean
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
+	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make status says whether the lab runs"
@@ -43,6 +44,9 @@ routes: setup
 matrix: setup
 	@$(ASGILAB) matrix --preset $(PRESET)
 
+features: setup
+	@$(ASGILAB) features $(FEATURES_ARGS)
+
 report: setup
 	@$(ASGILAB) report
 
@@ -53,4 +57,4 @@ lint: setup
 	@$(VENV)/bin/ruff check loadgen tests servers
 
 clean: down
-	rm -rf .lab reports/results reports/*.html reports/*.csv
+	rm -rf .lab reports/results reports/features reports/*.html reports/*.csv
