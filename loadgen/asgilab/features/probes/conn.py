@@ -144,23 +144,28 @@ def h1_exchange(
         hdrs.append(("content-length", str(sum(len(p) for p in body_pieces))))
     raw_head = b""
     try:
-        sock.sendall(conn.send(h11.Request(method=method, target=target, headers=hdrs)))
         tr.send(f"{method} {target} HTTP/1.1")
         for line in _fmt_headers([(k, v) for k, v in hdrs if k != "host"]):
             tr.send(line)
-        if body is not None:
-            sock.sendall(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
-            tr.send(f"[body {len(body)} B]")
-        elif body_pieces is not None:
-            for i, piece in enumerate(body_pieces):
-                if i and piece_delay:
-                    time.sleep(piece_delay)
-                sock.sendall(conn.send(h11.Data(data=piece)))
-            sock.sendall(conn.send(h11.EndOfMessage()))
-            tr.send(f"[body {len(body_pieces)} pieces of {len(body_pieces[0])} B, "
-                    f"{piece_delay:g}s apart]")
-        else:
-            sock.sendall(conn.send(h11.EndOfMessage()))
+        try:
+            sock.sendall(conn.send(h11.Request(method=method, target=target, headers=hdrs)))
+            if body is not None:
+                sock.sendall(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+                tr.send(f"[body {len(body)} B]")
+            elif body_pieces is not None:
+                for i, piece in enumerate(body_pieces):
+                    if i and piece_delay:
+                        time.sleep(piece_delay)
+                    sock.sendall(conn.send(h11.Data(data=piece)))
+                sock.sendall(conn.send(h11.EndOfMessage()))
+                tr.send(f"[body {len(body_pieces)} pieces of {len(body_pieces[0])} B, "
+                        f"{piece_delay:g}s apart]")
+            else:
+                sock.sendall(conn.send(h11.EndOfMessage()))
+        except OSError as exc:
+            # A server may answer (e.g. 431) and close before reading the whole request:
+            # what it answered is still waiting to be read.
+            tr.note(f"sending stopped: {exc}; reading what the peer answered")
         deadline = time.monotonic() + timeout
         while True:
             event = conn.next_event()
@@ -213,8 +218,12 @@ def h1_exchange(
         res.error_kind = "timeout"
         tr.note(res.error)
     except (h11.RemoteProtocolError, h11.LocalProtocolError) as exc:
-        res.error, res.error_kind = f"HTTP/1.1 protocol error: {exc}", "protocol"
-        tr.note(f"{res.error}; raw: {raw_head[:200]!r}")
+        if not raw_head:
+            res.error, res.error_kind = "the connection closed without any response", "closed"
+            tr.recv("[connection closed, nothing received]")
+        else:
+            res.error, res.error_kind = f"HTTP/1.1 protocol error: {exc}", "protocol"
+            tr.note(f"{res.error}; raw: {raw_head[:200]!r}")
     except (ConnectionError, OSError) as exc:
         res.error, res.error_kind = f"connection error: {exc}", "closed"
         tr.note(res.error)
