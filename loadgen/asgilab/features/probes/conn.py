@@ -246,6 +246,7 @@ def describe_failure(res: H1Response) -> str:
 
 # -- HTTP/2 -------------------------------------------------------------------------------------
 SETTING_NAMES = {int(c): c.name for c in h2.settings.SettingCodes}
+REFUSED_STREAM = 7
 
 
 @dataclass
@@ -345,6 +346,31 @@ class H2Client:
         self.conn.send_data(sid, data, end_stream=end_stream)
         self.tr.send(f"DATA stream {sid} ({len(data)} B){' END_STREAM' if end_stream else ''}")
         self._flush()
+
+    def fetch(self, path: str, headers: list[tuple[str, str]] | None = None,
+              retries: int = 1) -> tuple[int, H2Stream]:
+        """A request and its response; a stream refused before any response (REFUSED_STREAM,
+        e.g. a proxy's pooled upstream connection closing) is retried, as RFC 9113 §8.7 allows."""
+        for attempt in range(retries + 1):
+            sid = self.request(path, headers=headers)
+            st = self.response(sid)
+            if st.reset == REFUSED_STREAM and st.headers is None and attempt < retries:
+                self.tr.note("REFUSED_STREAM: the request was not processed; retrying once (RFC 9113 §8.7)")
+                if self.closed:
+                    self.reconnect()
+                continue
+            return sid, st
+        raise AssertionError("unreachable")
+
+    def reconnect(self) -> None:
+        self.close()
+        self.closed = False
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                      validate_inbound_headers=False)
+        )
+        self.settings = None
+        self.connect()
 
     def response(self, sid: int, timeout: float | None = None) -> H2Stream:
         self.pump(lambda: self.streams[sid].ended or self.streams[sid].reset is not None

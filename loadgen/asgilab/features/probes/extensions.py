@@ -26,8 +26,7 @@ def push(t: Target) -> Outcome:
     if c is None:
         return tr.outcome(UNSUPPORTED, "no h2 on this path: push needs HTTP/2")
     with c:
-        sid = c.request(f"{BASE}/push")
-        st = c.response(sid)
+        sid, st = c.fetch(f"{BASE}/push")
         if not st.ended:
             return tr.outcome(BROKEN, f"no complete response within {t.timeout:g}s")
         promised = [s for s, v in c.streams.items() if v.pushed_from == sid]
@@ -81,8 +80,7 @@ def early_hints_h2(t: Target) -> Outcome:
     if c is None:
         return tr.outcome(UNSUPPORTED, "no h2 on this path")
     with c:
-        sid = c.request(f"{BASE}/early-hints")
-        st = c.response(sid)
+        _, st = c.fetch(f"{BASE}/early-hints")
         if not st.ended:
             return tr.outcome(BROKEN, f"no complete response within {t.timeout:g}s")
         info = [(int(dict(h).get(b":status", b"0")), h) for h in st.informational]
@@ -121,8 +119,7 @@ def trailers_h2(t: Target) -> Outcome:
     if c is None:
         return tr.outcome(UNSUPPORTED, "no h2 on this path")
     with c:
-        sid = c.request(f"{BASE}/trailers", headers=[("te", "trailers")])
-        st = c.response(sid)
+        _, st = c.fetch(f"{BASE}/trailers", headers=[("te", "trailers")])
         if not st.ended:
             return tr.outcome(BROKEN, f"no complete response within {t.timeout:g}s")
         return _trailers_verdict(tr, st.data, st.trailers, st.header("x-lab-trailers"), st.status)

@@ -68,8 +68,7 @@ def _h2_request(t: Target, client: str, what: str) -> Outcome:
             return tr.outcome(BROKEN, f"{what}: {exc}")
         return tr.outcome(UNSUPPORTED, f"{what}: {exc}")
     with c:
-        sid = c.request(INFO)
-        st = c.response(sid)
+        _, st = c.fetch(INFO)
         if not st.ended:
             why = c.goaway or (f"RST_STREAM {st.reset}" if st.reset is not None else
                                f"no complete response within {t.timeout:g}s")
