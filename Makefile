@@ -6,12 +6,13 @@ PRESET  ?= talk
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser report screenshot test lint clean images images-offline
+.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
+	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make check requests each over its protocol; make status"
@@ -58,6 +59,9 @@ matrix: setup
 browser: setup
 	@$(ASGILAB) matrix --preset browser
 
+features: setup
+	@$(ASGILAB) features $(FEATURES_ARGS)
+
 report: setup
 	@$(ASGILAB) report
 
@@ -71,4 +75,4 @@ lint: setup
 	@$(VENV)/bin/ruff check loadgen tests servers
 
 clean: down
-	rm -rf .lab reports/results reports/*.html reports/*.csv
+	rm -rf .lab reports/results reports/features reports/*.html reports/*.csv

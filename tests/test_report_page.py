@@ -115,14 +115,6 @@ def test_waterfall_colours_connections():
     assert "6 connections" in svg and "#17a2b8" in svg  # the sixth connection's colour
 
 
-def test_features_are_shown_when_the_feature_matrix_has_results(cells, monkeypatch):
-    rows = [{"runtime": "local", "server": "granian", "path": "direct", "feature": "websocket",
-             "state": "supported", "evidence": "echo ok", "detail": "", "versions": {}, "checked_at": ""}]
-    monkeypatch.setattr(report, "_features", lambda: rows)
-    html = report.write().read_text()
-    assert 'id="feature-matrix"' in html and "websocket" in html
-
-
 @pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
                     reason="Debian's chromium is not installed (make setup)")
 def test_a_browser_opens_the_report_without_errors(cells, tmp_path):

@@ -9,7 +9,13 @@ from pathlib import Path
 from asgilab import paths
 from asgilab.errors import LabError
 
-LISTENER_KINDS = ("clear", "tls")
+# clear and tls serve the routes; quic and wsgi serve only the feature probes.
+LISTENER_KINDS = ("clear", "tls", "quic", "wsgi")
+ROUTE_LISTENER_KINDS = ("clear", "tls")
+TLS_LISTENER_KINDS = ("tls", "quic")
+# Listeners that answer GET /healthz with 200 once up (a wsgi listener may serve an app its
+# server cannot run: it only has to accept connections).
+HEALTH_CHECKED_KINDS = ("clear", "tls", "quic")
 CLIENT_PROTOCOLS = ("h1", "h1-tls", "h2c", "h2")
 UPSTREAM_PROTOCOLS = ("h1", "h2c", "h2")
 

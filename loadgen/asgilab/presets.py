@@ -91,6 +91,7 @@ class Preset:
     clients: list[str]
     scenarios: list[Scenario] = field(default_factory=list)
     order: str = "routes"  # routes: route by route; interleaved: servers take turns
+    features: bool = False  # also run the feature probes (asgilab.features) before the cells
 
 
 def load_all() -> dict[str, Preset]:
@@ -112,6 +113,7 @@ def load_all() -> dict[str, Preset]:
             clients=list(spec.get("clients", ["h1", "h2"])),
             scenarios=scenarios,
             order=spec.get("order", "routes"),
+            features=bool(spec.get("features", False)),
         )
         if out[name].order not in ("routes", "interleaved"):
             raise LabError(f"preset {name}: order must be routes or interleaved")

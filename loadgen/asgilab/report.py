@@ -191,7 +191,6 @@ def context(cells: list[dict]) -> dict:
         "meta": meta,
         "runtimes": runtimes,
         "features": _features(),
-        "features_template": (Path(__file__).parent / "templates" / "features.html.j2").exists(),
         "findings": findings.all_findings(cells),
         "sections": findings.sections(findings.all_findings(cells)),
         "max_cv": stats.MAX_CV,
@@ -229,10 +228,8 @@ def screenshot(png: Path | None = None, full_page: bool = False):
 
 def _features() -> list[dict]:
     """Feature-probe results, when the feature matrix has been run."""
-    try:
-        from asgilab.features import store  # optional until `make features` exists
-    except ImportError:
-        return []
+    from asgilab.features import store
+
     try:
         return store.load_all(paths.reports_dir())
     except (OSError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from asgilab.catalog import ProxyKind, ServerVariant
+from asgilab.catalog import LISTENER_KINDS, ROUTE_LISTENER_KINDS, ProxyKind, ServerVariant
 
 TLS_CLIENT_PROTOCOLS = ("h1-tls", "h2")
 # The ALPN/h2load name of the protocol a client protocol must negotiate.
@@ -125,7 +125,7 @@ def build(
     port = port_base
     listeners: list[Listener] = []
     for sname, variant in servers.items():
-        for kind in ("clear", "tls"):
+        for kind in ROUTE_LISTENER_KINDS:
             if kind in variant.commands:
                 listeners.append(Listener(sname, kind, address(sname), port))
             port += 1
@@ -142,6 +142,15 @@ def build(
                             Frontend(pname, edge, sname, upstream, address(pname), port, target)
                         )
                     port += 1
+
+    # Listeners only the feature probes use come last, so that every port above keeps
+    # its number whether or not a catalog has them.
+    for sname, variant in servers.items():
+        for kind in LISTENER_KINDS:
+            if kind not in ROUTE_LISTENER_KINDS:
+                if kind in variant.commands:
+                    listeners.append(Listener(sname, kind, address(sname), port))
+                port += 1
 
     keep_s = set(only_servers or servers)
     keep_p = set(only_proxies if only_proxies is not None else proxies)

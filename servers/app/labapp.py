@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 
+import labfeatures
+import labwsgi
+from asgiref.wsgi import WsgiToAsgi
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -17,7 +20,12 @@ MAX_DELAY_S = 30.0
 MAX_PAYLOAD = 16 * 1024 * 1024
 PAGE_CALLS = 24
 
-app = FastAPI(title="asgi-lab app", docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(title="asgi-lab app", docs_url=None, redoc_url=None, openapi_url=None,
+              lifespan=labfeatures.lifespan)
+# Endpoints of the feature probes (raw ASGI: push, early hints, trailers, pathsend, ...),
+# and the WSGI app behind an ASGI middleware, as a WSGI project is served on ASGI servers.
+app.mount("/_lab/features", labfeatures.app)
+app.mount("/_lab/wsgi", WsgiToAsgi(labwsgi.application))
 
 
 @app.get("/healthz")
@@ -92,7 +100,7 @@ async def page() -> str:
 # every runtime reports what really served the requests.
 REPORTED_PACKAGES = (
     "fastapi", "starlette", "hypercorn", "uvicorn", "daphne", "granian", "twisted", "h2",
-    "h11", "wsproto", "httptools", "uvloop", "websockets", "pyopenssl", "aioquic",
+    "h11", "wsproto", "httptools", "uvloop", "websockets", "pyopenssl", "aioquic", "asgiref",
 )
 
 

@@ -69,6 +69,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         print(f"asgilab: preset {preset.name}: {len(cells)} cells "
               f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} routes) "
               f"on the {rt.name} runtime", flush=True)
+        if preset.features:
+            from asgilab.commands.features import probe_lab
+
+            probe_lab(rt, topo, preset.paths, redo=args.redo)
         runner = matrix.Runner(
             topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
             tool_checks=h2load_selfcheck.run(h2load_bin),
@@ -80,6 +84,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         if started_here:
             rt.down()
         if not os.environ.get("LAB_INSIDE"):
+            if preset.features:
+                from asgilab.commands.features import write_outputs
+
+                write_outputs()
             out = report.write()
             print(f"asgilab: report: {out}")
     print(f"asgilab: {ran} cells run, {skipped} skipped")
@@ -101,5 +109,9 @@ def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[
     finally:
         if started_here:
             rt.down()
+        if presets.get(args.preset).features:
+            from asgilab.commands.features import write_outputs
+
+            write_outputs()
         print(f"asgilab: report: {report.write()}")
     return code

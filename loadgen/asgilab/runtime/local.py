@@ -214,8 +214,11 @@ class LocalRuntime(Runtime):
                         f"(log: {logs / (name + '.log')})"
                     )
             for name, li in list(pending.items()):
-                scheme = "https" if li.kind == "tls" else "http"
-                if probe.healthy(f"{scheme}://{HOST}:{li.port}/healthz", tls.ca):
+                scheme = "https" if li.kind in catalog.TLS_LISTENER_KINDS else "http"
+                if li.kind not in catalog.HEALTH_CHECKED_KINDS:
+                    if not port_free(li.port):
+                        del pending[name]
+                elif probe.healthy(f"{scheme}://{HOST}:{li.port}/healthz", tls.ca):
                     del pending[name]
             for key, f in list(ports.items()):
                 if not port_free(f.port):

@@ -1,0 +1,104 @@
+"""features: probe every server, directly and through each proxy path, for protocols,
+ASGI extensions, streaming, WSGI and limits; write reports/features/ and features.csv."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from asgilab import catalog, cli, paths, report, runtime
+from asgilab.features import registry, store
+from asgilab.features.runner import FeatureRunner
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="probe the feature matrix (protocols, ASGI extensions, limits)")
+    cli.common(p)
+    p.add_argument("--paths", type=cli._split,
+                   help="comma-separated proxy paths (e.g. nginx-h1,haproxy-h2c); direct always runs")
+    p.add_argument("--features", type=cli._split,
+                   help="comma-separated feature ids from loadgen/features.toml (default: all)")
+    p.add_argument("--redo", action="store_true", help="probe targets again even if already probed")
+    p.add_argument("--verbose", action="store_true", help="print every probe's outcome")
+    p.set_defaults(func=cmd_features)
+
+
+def write_outputs() -> None:
+    rows = store.load_all(paths.reports_dir())
+    out = store.write_csv(rows, paths.reports_dir() / "features.csv")
+    print(f"asgilab: {out} ({len(rows)} rows)")
+
+
+def spawner_for(rt):
+    """Private server instances (lifespan shutdown) where this driver can start servers."""
+    from asgilab.features.instances import Spawner
+    from asgilab.runtime.base import port_base
+
+    return Spawner(port_base(), paths.state_dir() / "features")
+
+
+def probe_lab(rt, topo, paths_: list[str] | None = None, feature_ids: list[str] | None = None,
+              redo: bool = False, verbose: bool = False) -> dict[str, int]:
+    """Runs the probes against a lab that is up; also used by `matrix` presets with features."""
+    features = registry.pick(registry.load(), feature_ids)
+    runner = FeatureRunner(topo, rt.name, rt.ca(), paths.reports_dir(), features,
+                           tool_versions=rt.versions(), spawner=spawner_for(rt), verbose=verbose)
+    pairs = runner.plan(paths_)
+    servers = sorted({p.server for p in pairs})
+    print(f"asgilab: features: {len(features)} features × {len(pairs)} targets "
+          f"({len(servers)} servers, {len({p.path for p in pairs})} paths) on the {rt.name} runtime",
+          flush=True)
+    return runner.run(pairs, redo=redo)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    servers, proxies = cli.selection(args)
+    if args.paths:
+        known = {f"{p}-{u}" for p, k in catalog.load_proxies().items() for u in k.upstreams}
+        bad = [p for p in args.paths if p not in known]
+        if bad:
+            from asgilab.errors import LabError
+
+            raise LabError(f"unknown path {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        proxies = [p for p in proxies if any(x.startswith(p + "-") for x in args.paths)]
+    registry.pick(registry.load(), args.features)  # fail fast on a bad id
+    rt = runtime.get(args.runtime)
+    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
+        return _on_compose(rt, args, servers, proxies)
+    started_here = rt.running() is None
+    try:
+        if started_here:
+            print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
+        rt.up(servers, proxies)
+        topo = rt.topology(servers, proxies)
+        totals = probe_lab(rt, topo, args.paths, args.features, args.redo, args.verbose)
+    finally:
+        if started_here:
+            rt.down()
+        if not os.environ.get("LAB_INSIDE"):
+            write_outputs()
+            print(f"asgilab: report: {report.write()}")
+    shown = ", ".join(f"{totals.get(s, 0)} {s}" for s in
+                      (store.SUPPORTED, store.UNSUPPORTED, store.BROKEN, store.DROPPED))
+    print(f"asgilab: {totals['ran']} targets probed, {totals['skipped']} skipped; cells: {shown}")
+    return 0
+
+
+def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[str]) -> int:
+    """Runs the probes inside the loadgen container; results land in the host's reports/."""
+    started_here = rt.running() is None
+    try:
+        rt.up(servers, proxies)
+        inner = ["features", "--runtime", "compose", "--servers", ",".join(servers),
+                 "--proxies", ",".join(proxies)]
+        for flag, value in (("--paths", args.paths), ("--features", args.features)):
+            if value:
+                inner += [flag, ",".join(value)]
+        inner += [f for f, on in (("--redo", args.redo), ("--verbose", args.verbose)) if on]
+        code = rt.run_in_loadgen(inner)
+    finally:
+        if started_here:
+            rt.down()
+        write_outputs()
+        print(f"asgilab: report: {report.write()}")
+    return code
