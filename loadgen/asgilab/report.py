@@ -15,6 +15,7 @@ from asgilab.topology import PROTOCOL_LABEL
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
               "envoy-h1", "envoy-h2c", "envoy-h2")
 CLIENT_ORDER = ("h1", "h1-tls", "h2c", "h2")
+TABLE_KINDS = ("load", "locust")  # scenarios shown as req/s tables (servers × routes)
 
 
 def _env() -> jinja2.Environment:
@@ -34,10 +35,10 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
 
 
 def scenario_tables(cells: list[dict]) -> list[dict]:
-    """One table per (runtime, load scenario): rows = servers, columns = routes."""
+    """One table per (runtime, load or Locust scenario): rows = servers, columns = routes."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in cells:
-        if c["scenario"]["kind"] == "load":
+        if c["scenario"]["kind"] in TABLE_KINDS:
             groups[(c["runtime"], c["scenario"]["id"])].append(c)
     tables = []
     for (rt, sid), group in sorted(groups.items()):
