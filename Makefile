@@ -3,10 +3,11 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(abspath $(VENV))/bin/python
 PRESET  ?= talk
+ROUTE   ?= granian.direct.h2
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes matrix report test lint clean
+.PHONY: help setup lab down status routes matrix report test lint clean locust-ui
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -14,6 +15,7 @@ help:
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make status says whether the lab runs"
+	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
 setup: $(VENV)/.installed .lab/.debs
@@ -41,7 +43,10 @@ routes: setup
 	@$(ASGILAB) routes
 
 matrix: setup
-	@$(ASGILAB) matrix --preset $(PRESET)
+	@$(ASGILAB) matrix --preset $(PRESET) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
+
+locust-ui: setup
+	@$(ASGILAB) locust-ui --route $(ROUTE) $(if $(WORKERS),--workers $(WORKERS))
 
 report: setup
 	@$(ASGILAB) report

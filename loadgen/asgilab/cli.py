@@ -11,7 +11,7 @@ from asgilab.errors import LabError
 
 # Modules that add their own sub-commands: each has add_parser(subparsers) and sets
 # ``func`` on its parser. Add a module here to add a command.
-COMMAND_MODULES = ("asgilab.commands.lab", "asgilab.commands.matrix")
+COMMAND_MODULES = ("asgilab.commands.lab", "asgilab.commands.matrix", "asgilab.commands.locust")
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -182,7 +182,8 @@ class FastJourneys(Journeys):
         with self.client.get(path, name=name, catch_response=True) as r:
             inner = getattr(r, "_response", None)
             version = inner.version if inner is not None else None
-            error = getattr(r, "error", None)
+            # FastHttpSession also sets .error for 4xx/5xx; only a missing response is an error.
+            error = getattr(r, "error", None) if not r.status_code else None
             problem = judge(r.status_code, version, self.protocol, error)
             if error is not None:
                 r.failure(error)

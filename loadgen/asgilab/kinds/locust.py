@@ -87,15 +87,15 @@ def _run_once(runner, cell: Cell, index: int, path: str | None = None) -> tuple[
     work = runner.work_dir / f"locust-{os.getpid()}-{index}"
     shutil.rmtree(work, ignore_errors=True)
     the_plan = plan(cell, str(work / "out"), path)
-    ran = locust.run(the_plan, work, spawn_workers=not locust.external_workers())
-    one: dict = {
-        "run": index + 1, "command": ran.argv,
-        "worker_command": locust.worker_argv(the_plan) if the_plan.workers else None,
-        "raw_output": ran.output[-RAW_OUTPUT_LIMIT:], "wall_s": round(ran.wall_s, 3),
-        "process_cpu": [{"role": p.role, "returncode": p.returncode, "cpu_s": round(p.cpu_s, 3),
-                         "wall_s": round(p.wall_s, 3)} for p in ran.processes],
-    }
     try:
+        ran = locust.run(the_plan, work, spawn_workers=not locust.external_workers())
+        one: dict = {
+            "run": index + 1, "command": ran.argv,
+            "worker_command": locust.worker_argv(the_plan) if the_plan.workers else None,
+            "raw_output": ran.output[-RAW_OUTPUT_LIMIT:], "wall_s": round(ran.wall_s, 3),
+            "process_cpu": [{"role": p.role, "returncode": p.returncode, "cpu_s": round(p.cpu_s, 3),
+                             "wall_s": round(p.wall_s, 3)} for p in ran.processes],
+        }
         if ran.timed_out:
             return one, Verdict("failed", f"Locust did not finish within {the_plan.timeout_s:g}s",
                                 _tail(ran.output))
@@ -106,7 +106,7 @@ def _run_once(runner, cell: Cell, index: int, path: str | None = None) -> tuple[
             return one, Verdict("invalid", f"{exc} (exit {ran.returncode}){': ' + why if why else ''}",
                                 _tail(ran.output))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # what counts is in the result
     hist, page_hist = res.histogram, res.page_histogram
     one.update(
         figures=res.to_dict(),

@@ -165,7 +165,7 @@ def _spawn(role: str, argv: list[str], cwd: Path, log: Path) -> Process:
     return Process(role, argv, proc.pid, str(log))
 
 
-def _reap(p: Process, block: bool, t0: float) -> bool:
+def reap(p: Process, block: bool, t0: float) -> bool:
     """Collects an exited process with its own CPU time (wait4); True once it has exited."""
     if p.returncode is not None:
         return True
@@ -196,11 +196,11 @@ def stop(processes: list[Process], t0: float, grace_s: float = 0.0) -> None:
     if grace_s:
         _kill(processes, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and not all(_reap(p, False, t0) for p in processes):
+        while time.monotonic() < deadline and not all(reap(p, False, t0) for p in processes):
             time.sleep(0.1)
     _kill(processes, signal.SIGKILL)
     for p in processes:
-        _reap(p, True, t0)
+        reap(p, True, t0)
 
 
 def start(plan: Plan, work_dir: Path, spawn_workers: bool = True) -> tuple[list[Process], float]:
@@ -228,13 +228,13 @@ def run(plan: Plan, work_dir: Path, spawn_workers: bool = True, timeout_s: float
     timed_out = False
     try:
         deadline = t0 + timeout_s
-        while not _reap(processes[0], False, t0):
+        while not reap(processes[0], False, t0):
             if time.monotonic() > deadline:
                 timed_out = True
                 break
             time.sleep(0.1)
         grace = time.monotonic() + STOP_GRACE_S
-        while not all(_reap(p, False, t0) for p in processes[1:]) and time.monotonic() < grace:
+        while not all(reap(p, False, t0) for p in processes[1:]) and time.monotonic() < grace:
             time.sleep(0.1)
     finally:
         stop(processes, t0)  # kills only what still runs
