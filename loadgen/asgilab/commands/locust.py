@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from asgilab import paths, runtime
@@ -58,9 +59,10 @@ def cmd_locust_ui(args: argparse.Namespace) -> int:
             out_prefix=str(paths.state_dir() / "locust-ui" / "out"), delay=args.delay,
             workers=args.workers, master_port=locust.master_port(port_base()),
             web_port=locust.web_port(port_base()),
+            web_host=os.environ.get("LAB_LOCUST_WEB_HOST", "127.0.0.1"),
         )
         processes, t0 = locust.start(plan, paths.state_dir() / "locust-ui")
-        print(f"asgilab: Locust's web UI: http://127.0.0.1:{plan.web_port}/  ({route.id}, "
+        print(f"asgilab: Locust's web UI: http://{plan.web_host}:{plan.web_port}/  ({route.id}, "
               f"users {', '.join(plan.user_classes)}"
               f"{f', {args.workers} workers' if args.workers else ''}); Ctrl-C stops it", flush=True)
         while processes[0].returncode is None:

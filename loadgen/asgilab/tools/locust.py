@@ -78,6 +78,7 @@ class Plan:
     master_bind: str = "127.0.0.1"
     master_port: int = 5557
     web_port: int | None = None  # interactive: the web UI instead of --headless
+    web_host: str = "127.0.0.1"
 
     @property
     def run_time_s(self) -> int:
@@ -107,7 +108,7 @@ def main_argv(plan: Plan) -> list[str]:
                  "--json-file", plan.out_prefix, "--csv", plan.out_prefix,
                  "--lab-summary", f"{plan.out_prefix}.lab.json"]
     else:
-        argv += ["--web-host", "127.0.0.1", "--web-port", str(plan.web_port), "--class-picker",
+        argv += ["--web-host", plan.web_host, "--web-port", str(plan.web_port), "--class-picker",
                  "-u", str(plan.users), "-r", f"{plan.spawn_rate:g}"]
     if plan.workers:
         argv += ["--master", "--master-bind-host", plan.master_bind,
