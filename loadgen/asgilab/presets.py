@@ -79,7 +79,7 @@ class Scenario:
             return f"24-request page in headless Chromium, {self.delay:g} s per request"
         if self.kind == "locust":
             runs = f", {self.repeat} runs" if self.repeat > 1 else ""
-            procs = f", {self.workers} workers" if self.workers else ""
+            procs = f", {self.workers} worker{'s' if self.workers > 1 else ''}" if self.workers else ""
             what = (f"page user (/ + 24 × /message at {self.delay:g} s, think {self.think:g} s)"
                     if self.user_class == "page" else f"API user ({self.path})")
             return f"Locust {what}, {self.users} users, {self.duration or 0:g} s{procs}{runs}"
