@@ -3,10 +3,11 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(abspath $(VENV))/bin/python
 PRESET  ?= talk
+ROUTE   ?= granian.direct.h2
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline
+.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline locust-ui
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -18,6 +19,7 @@ help:
 	@echo "make routes    list the routes; make check requests each over its protocol; make status"
 	@echo "make images    build the Compose images (base images pulled, or made offline when no registry answers)"
 	@echo "make images-offline  make every base image from Debian packages and wheels fetched on the host"
+	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
 setup: $(VENV)/.installed .lab/.debs
@@ -54,7 +56,10 @@ images-offline: setup
 	@$(ASGILAB) images --offline
 
 matrix: setup
-	@$(ASGILAB) matrix --preset $(PRESET)
+	@$(ASGILAB) matrix --preset $(PRESET) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
+
+locust-ui: setup
+	@$(ASGILAB) locust-ui --route $(ROUTE) $(if $(WORKERS),--workers $(WORKERS))
 
 browser: setup
 	@$(ASGILAB) matrix --preset browser

@@ -37,3 +37,17 @@ def test_h2load_request_log():
     log = h2load_log.parse((DATA / "h2load" / "request-log.tsv").read_text())
     assert log.statuses == {200: 3, 404: 1, -1: 1} and log.malformed == 1
     assert log.latencies_ms == [0.992, 0.434, 1.717]  # 2xx only, µs -> ms
+
+
+def test_histogram_percentiles_match_the_expanded_values():
+    """Nearest rank on a {value: count} histogram (Locust's) equals it on the raw list."""
+    hist = {1.0: 50, 2.0: 40, 5.0: 9, 40.0: 1}  # 100 requests
+    p = stats.histogram_percentiles(hist)
+    assert (p["p50"], p["p90"], p["p99"], p["p99.9"]) == (1.0, 2.0, 5.0, 40.0)
+    expanded = [v for v, n in hist.items() for _ in range(n)]
+    assert p == stats.percentiles(expanded)
+    assert stats.histogram_percentiles({3.0: 1, 0.0: 0}) == dict.fromkeys(p, 3.0)
+    with pytest.raises(ValueError):
+        stats.histogram_percentiles({})
+    with pytest.raises(ValueError):
+        stats.histogram_percentiles({1.0: 0})

@@ -13,7 +13,7 @@ from asgilab.errors import LabError
 # ``func`` on its parser. Add a module here to add a command.
 COMMAND_MODULES = (
     "asgilab.commands.lab", "asgilab.commands.matrix", "asgilab.commands.compose",
-    "asgilab.commands.features",
+    "asgilab.commands.features", "asgilab.commands.locust",
 )
 
 

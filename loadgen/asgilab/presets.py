@@ -16,6 +16,7 @@ H2LOAD_KINDS = ("load", "page24")
 # run(runner, cell, result) -> Verdict (see matrix.Runner.run).
 MODULE_KINDS = ("locust", "browser")
 KINDS = H2LOAD_KINDS + MODULE_KINDS
+LOCUST_USERS = ("api", "page")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Scenario:
     users: int = 10  # locust: simulated users
     spawn_rate: float = 10.0  # locust: users started per second
     user_class: str = "api"  # locust: which user of the locustfile (api | page)
+    think: float = 1.0  # locust page user: seconds between journeys
+    workers: int = 0  # locust: 0 = one process; N = a master and N worker processes
 
     @property
     def id(self) -> str:
@@ -44,8 +47,16 @@ class Scenario:
         if self.kind == "browser":
             return f"browser-d{self.delay:g}"
         if self.kind == "locust":
-            runs = f"-x{self.repeat}" if self.repeat > 1 else ""
-            return f"locust-{self.user_class}-u{self.users}-d{self.duration or 0:g}{runs}"
+            parts = [f"locust-{self.user_class}-u{self.users}-d{self.duration or 0:g}"]
+            if self.user_class == "page":
+                parts.append(f"delay{self.delay:g}-think{self.think:g}")
+            elif self.path != "/query":
+                parts.append(self.path.strip("/").replace("/", "-") or "root")
+            if self.workers:
+                parts.append(f"wk{self.workers}")
+            if self.repeat > 1:
+                parts.append(f"x{self.repeat}")
+            return "-".join(parts)
         parts = [self.path.strip("/").replace("/", "-") or "root"]
         if self.body_size:
             parts.append(f"post{self.body_size}")
@@ -68,8 +79,10 @@ class Scenario:
             return f"24-request page in headless Chromium, {self.delay:g} s per request"
         if self.kind == "locust":
             runs = f", {self.repeat} runs" if self.repeat > 1 else ""
-            return (f"Locust {self.user_class} user, {self.users} users, "
-                    f"{self.duration or 0:g} s{runs}")
+            procs = f", {self.workers} worker{'s' if self.workers > 1 else ''}" if self.workers else ""
+            what = (f"page user (/ + 24 × /message at {self.delay:g} s, think {self.think:g} s)"
+                    if self.user_class == "page" else f"API user ({self.path})")
+            return f"Locust {what}, {self.users} users, {self.duration or 0:g} s{procs}{runs}"
         size = f" -n {self.requests}" if not self.duration else f" -D {self.duration:g}"
         if self.warmup:
             size += f" --warm-up-time {self.warmup:g}"
@@ -104,6 +117,8 @@ def load_all() -> dict[str, Preset]:
         for raw in spec.get("scenarios", []):
             if raw.get("kind") not in KINDS:
                 raise LabError(f"preset {name}: unknown scenario kind {raw.get('kind')!r}")
+            if raw.get("kind") == "locust" and raw.get("user_class", "api") not in LOCUST_USERS:
+                raise LabError(f"preset {name}: locust user_class must be one of {', '.join(LOCUST_USERS)}")
             scenarios.append(Scenario(**raw))
         out[name] = Preset(
             name=name,
@@ -133,3 +148,11 @@ def get(name: str, scenarios: list[str] | None = None) -> Preset:
     if unknown:
         raise LabError(f"preset {name} has no scenario {', '.join(unknown)}; it has: {', '.join(known)}")
     return replace(preset, scenarios=[s for s in preset.scenarios if s.id in scenarios])
+
+
+def with_locust_workers(preset: Preset, workers: int) -> Preset:
+    """Every Locust scenario with a master and ``workers`` worker processes (0: one process)."""
+    if workers < 0:
+        raise LabError("--locust-workers must be 0 (one process) or more")
+    return replace(preset, scenarios=[replace(s, workers=workers) if s.kind == "locust" else s
+                                      for s in preset.scenarios])

@@ -38,6 +38,26 @@ def percentiles(values: list[float], points: tuple[float, ...] = PERCENTILES) ->
     return out
 
 
+def histogram_percentiles(
+    histogram: dict[float, int], points: tuple[float, ...] = PERCENTILES
+) -> dict[str, float]:
+    """Nearest-rank percentiles of a {value: count} histogram (Locust's response times)."""
+    total = sum(histogram.values())
+    if total <= 0:
+        raise ValueError("no values")
+    ordered = sorted((k, v) for k, v in histogram.items() if v > 0)
+    out = {}
+    for p in points:
+        rank = max(1, math.ceil(p / 100 * total))
+        seen = 0
+        for value, count in ordered:
+            seen += count
+            if seen >= rank:
+                out[f"p{p:g}"] = value
+                break
+    return out
+
+
 def too_wide(summary: dict, max_cv: float = MAX_CV) -> bool:
     return summary["cv"] > max_cv
 

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenarios", type=cli._split,
                    help="comma-separated scenario ids of the preset (default: all), "
                         "e.g. query-c50-n5000-m1,page24-d3")
+    p.add_argument("--locust-workers", type=int, default=None, metavar="N",
+                   help="run Locust scenarios with a master and N workers (0: one process; "
+                        "default: as the preset says)")
     p.set_defaults(func=cmd_matrix)
     p = sub.add_parser("report", help="rewrite reports/index.html and cells.csv from the results")
     p.add_argument("--screenshot", action="store_true",
@@ -49,6 +52,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     preset = presets.get(args.preset, args.scenarios)
+    if args.locust_workers is not None:
+        preset = presets.with_locust_workers(preset, args.locust_workers)
     servers = catalog.pick(catalog.load_servers(), args.servers, "server")
     wanted = args.proxies if args.proxies is not None else preset.proxies
     proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
@@ -105,6 +110,8 @@ def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[
             inner.append("--redo")
         if args.scenarios:
             inner += ["--scenarios", ",".join(args.scenarios)]
+        if args.locust_workers is not None:
+            inner += ["--locust-workers", str(args.locust_workers)]
         code = rt.run_in_loadgen(inner)
     finally:
         if started_here:
