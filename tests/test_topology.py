@@ -52,3 +52,14 @@ def test_route_urls_and_claims():
     assert r.url("/q").startswith("https://127.0.0.1:") and r.negotiated == "h2"
     assert r.path == "haproxy-h2" and r.to_dict()["id"] == "daphne.haproxy-h2.h2"
     assert build().route("daphne.direct.h2c").negotiated == "h2c"
+
+
+def test_a_server_container_numbers_its_listeners_as_the_driver_does(monkeypatch):
+    """asgilab.serve (the server image's entry point) must agree with the driver's topology."""
+    from asgilab import serve
+
+    monkeypatch.setenv("LAB_PORT_BASE", "20000")
+    full = build()
+    for server in catalog.load_servers():
+        mine = {(li.kind, li.port) for li in serve.listeners(server)}
+        assert mine == {(li.kind, li.port) for li in full.listeners if li.server == server}

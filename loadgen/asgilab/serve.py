@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -35,7 +36,9 @@ def listeners(variant: str) -> list[topology.Listener]:
     servers = catalog.load_servers()
     if variant not in servers:
         raise SystemExit(f"serve: unknown server {variant!r}; known: {', '.join(servers)}")
-    topo = topology.build(servers, {}, port_base(), lambda s: "127.0.0.1", only_servers=[variant])
+    # Proxies count too: feature-only listeners are numbered after every proxy port.
+    topo = topology.build(servers, catalog.load_proxies(), port_base(), lambda s: "127.0.0.1",
+                          only_servers=[variant], only_proxies=[])
     return list(topo.listeners)
 
 
@@ -85,10 +88,18 @@ def run(variant: str) -> int:
 
 
 def check(variant: str) -> int:
-    """Exit 0 when every listener of the variant answers /healthz with 200."""
+    """Exit 0 when every listener of the variant answers: /healthz with 200 where the ASGI app
+    runs, a TCP connection where another app does (the WSGI listener)."""
     ctx = ssl._create_unverified_context()  # the health check proves liveness, not identity
     for li in listeners(variant):
-        scheme = "https" if li.kind == "tls" else "http"
+        if li.kind not in catalog.HEALTH_CHECKED_KINDS:
+            try:
+                socket.create_connection(("127.0.0.1", li.port), timeout=3).close()
+            except OSError as exc:
+                print(f"{li.name}: {exc}", file=sys.stderr)
+                return 1
+            continue
+        scheme = "https" if li.kind in catalog.TLS_LISTENER_KINDS else "http"
         try:
             with urllib.request.urlopen(f"{scheme}://127.0.0.1:{li.port}/healthz", timeout=3,
                                         context=ctx if scheme == "https" else None) as r:

@@ -112,7 +112,11 @@ def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[
             inner += ["--scenarios", ",".join(args.scenarios)]
         if args.locust_workers is not None:
             inner += ["--locust-workers", str(args.locust_workers)]
-        code = rt.run_in_loadgen(inner)
+        preset = presets.get(args.preset, args.scenarios)
+        if args.locust_workers is not None:
+            preset = presets.with_locust_workers(preset, args.locust_workers)
+        workers = max((s.workers for s in preset.scenarios if s.kind == "locust"), default=0)
+        code = rt.run_in_loadgen(inner, locust_workers=workers)
     finally:
         if started_here:
             rt.down()

@@ -85,10 +85,11 @@ class ComposeRuntime(Runtime):
         topo = self.topology()
         ranges: dict[str, list[int]] = defaultdict(list)
         for li in topo.listeners:
-            ranges[li.server].append(li.port)
+            routed = li.kind in catalog.ROUTE_LISTENER_KINDS
+            ranges[("LAB_PORTS_" if routed else "LAB_FEATURE_PORTS_") + li.server.upper()].append(li.port)
         for f in topo.frontends:
-            ranges[f.proxy].append(f.port)
-        env = {f"LAB_PORTS_{svc.upper()}": f"{min(p)}-{max(p)}" for svc, p in ranges.items()}
+            ranges["LAB_PORTS_" + f.proxy.upper()].append(f.port)
+        env = {var: f"{min(p)}-{max(p)}" if len(p) > 1 else str(p[0]) for var, p in ranges.items()}
         env["LAB_PORT_BASE"] = str(port_base())
         for part, cpus in cpusets().items():
             env[f"LAB_CPUSET_{part.upper()}"] = cpus
@@ -236,13 +237,25 @@ class ComposeRuntime(Runtime):
         return out
 
     # -- the driver in the loadgen container -------------------------------------------
-    def run_in_loadgen(self, argv: list[str]) -> int:
-        """Runs `python -m asgilab <argv>` in a one-off loadgen container; Ctrl-C stops it."""
+    def run_in_loadgen(self, argv: list[str], locust_workers: int = 0) -> int:
+        """Runs `python -m asgilab <argv>` in a one-off loadgen container; Ctrl-C stops it.
+
+        ``locust_workers``: that many `locust-worker` containers serve the Locust master the
+        driver starts (distributed mode across containers).
+        """
         name = f"{project()}-driver-{os.getpid()}"
         extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
                  "LAB_PLACEMENT": json.dumps(self.placement())}
+        if locust_workers:
+            extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",
+                         LAB_LOCUST_MASTER_PORT="5557", LAB_LOCUST_MASTER_HOST=name)
+            print(f"asgilab: starting {locust_workers} Locust worker container(s) ...", flush=True)
+            self.compose("--profile", "locust", "up", "-d", "--no-deps", "--no-build", "--scale",
+                         f"locust-worker={locust_workers}", "locust-worker", extra_env=extra)
         paths.reports_dir().mkdir(parents=True, exist_ok=True)
-        cmd = [*self._base(), "run", "--rm", "-T", "--name", name, "loadgen", *argv]
+        cmd = [*self._base(), "run", "--rm", "-T", "--name", name]
+        cmd += [a for k in extra for a in ("-e", k)]  # passed through from the environment
+        cmd += ["loadgen", *argv]
         proc = subprocess.Popen(cmd, env={**self.env(), **extra}, cwd=paths.ROOT)
         try:
             return proc.wait()
@@ -256,3 +269,6 @@ class ComposeRuntime(Runtime):
                 proc.kill()
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
             raise
+        finally:
+            if locust_workers:
+                self.compose("--profile", "locust", "rm", "-s", "-f", "locust-worker", check=False)
