@@ -63,3 +63,10 @@ def test_a_server_container_numbers_its_listeners_as_the_driver_does(monkeypatch
     for server in catalog.load_servers():
         mine = {(li.kind, li.port) for li in serve.listeners(server)}
         assert mine == {(li.kind, li.port) for li in full.listeners if li.server == server}
+
+
+def test_server_config_files_are_recorded():
+    """Hypercorn's per-connection request cap (default 1000) is set on purpose and recorded."""
+    files = catalog.load_servers()["hypercorn"].config_files()
+    assert "keep_alive_max_requests = 1000000" in files["hypercorn.toml"]
+    assert catalog.load_servers()["uvicorn"].config_files() == {}

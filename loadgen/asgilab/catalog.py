@@ -27,6 +27,16 @@ class ServerVariant:
     packages: tuple[str, ...]
     commands: dict[str, tuple[str, ...]]  # listener kind -> argv template
 
+    def config_files(self) -> dict[str, str]:
+        """Configuration files its commands read (``--config F``, relative to the app), with
+        their text: settings that change outcomes are recorded with every result."""
+        out = {}
+        for argv in self.commands.values():
+            for flag, value in zip(argv, argv[1:], strict=False):
+                if flag == "--config" and (paths.APP_DIR / value).is_file():
+                    out[value] = (paths.APP_DIR / value).read_text()
+        return out
+
 
 @dataclass(frozen=True)
 class ProxyKind:

@@ -447,6 +447,7 @@ class Runner:
             "settings": {
                 "proxy": self.settings if route.proxy != "direct" else None,
                 "server_command": {k: list(v) for k, v in variant.commands.items()},
+                "server_config": variant.config_files(),
                 "server_workers": 1,
             },
             "placement": self.placement,

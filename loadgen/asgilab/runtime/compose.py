@@ -121,8 +121,8 @@ class ComposeRuntime(Runtime):
         t0 = time.monotonic()
         # One service per image: the server variants share asgilab/server, init and loadgen
         # share asgilab/loadgen.
-        self.compose("build", "init", next(iter(catalog.load_servers())), *catalog.load_proxies(),
-                      timeout=3600)
+        self.compose("build", "--force-rm", "init", next(iter(catalog.load_servers())),
+                     *catalog.load_proxies(), timeout=3600)
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
 
     def up(self, servers: list[str], proxies: list[str]) -> None:
