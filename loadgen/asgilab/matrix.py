@@ -200,6 +200,41 @@ def verdict_from_checks(
 
 
 # -- running ------------------------------------------------------------------------------
+def repeat_runs(repeat: int, run_once: Callable[[int], tuple[dict, Verdict]]) -> tuple[list[dict], Verdict]:
+    """Runs a cell ``repeat`` times; a run that is not verified ends the cell, as its figure
+    would not count."""
+    runs: list[dict] = []
+    verdict = Verdict("ok")
+    for i in range(repeat):
+        one, verdict = run_once(i)
+        runs.append(one)
+        if verdict.status != "ok":
+            break
+    return runs, verdict
+
+
+def fold_runs(result: dict, runs: list[dict], verdict: Verdict) -> None:
+    """Puts every run into the result (the last keeps its raw output) and, when all were
+    verified, the median req/s and the runs' spread."""
+    last = runs[-1]
+    result.update(
+        command=last["command"],
+        raw_output=last.pop("raw_output"),
+        figures=last.get("figures"),
+        negotiated_protocol=last.get("negotiated_protocol"),
+        succeeded=sum(r.get("succeeded") or 0 for r in runs),
+        failed=sum(r.get("failed") or 0 for r in runs),
+        second_client=last.get("second_client"),
+        runs=runs,
+    )
+    for r in runs[:-1]:
+        r.pop("raw_output", None)
+    if verdict.status == "ok":
+        rates = [r["req_per_s"] for r in runs]
+        result["req_per_s"] = statistics.median(rates)
+        result["spread"] = stats.summarize(rates) if len(rates) > 1 else None
+
+
 class Runner:
     """Runs cells against a running lab; one instance per matrix run."""
 
@@ -267,31 +302,10 @@ class Runner:
             # own runs by the same rules: verified 2xx over the claimed protocol.
             kind = importlib.import_module(f"asgilab.kinds.{scenario.kind}")
             return self._finish(result, kind.run(self, cell, result))
-        runs: list[dict] = []
-        verdict = Verdict("ok")
-        for i in range(scenario.repeat):
-            one, verdict = self._run_once(cell, i)
-            runs.append(one)
-            if verdict.status != "ok":
-                break  # a run that is not verified ends the cell: its figure would not count
-        last = runs[-1]
-        result.update(
-            command=last["command"],
-            raw_output=last.pop("raw_output"),
-            figures=last.get("figures"),
-            negotiated_protocol=last.get("negotiated_protocol"),
-            succeeded=sum(r.get("succeeded") or 0 for r in runs),
-            failed=sum(r.get("failed") or 0 for r in runs),
-            second_client=last.get("second_client"),
-            runs=runs,
-        )
-        for r in runs[:-1]:
-            r.pop("raw_output", None)
+        runs, verdict = repeat_runs(scenario.repeat, lambda i: self._run_once(cell, i))
+        fold_runs(result, runs, verdict)
         if verdict.status == "ok":
-            rates = [r["req_per_s"] for r in runs]
-            result["req_per_s"] = statistics.median(rates)
             result["finished_ms"] = statistics.median(r["finished_ms"] for r in runs)
-            result["spread"] = stats.summarize(rates) if len(rates) > 1 else None
             latencies = [x for r in runs for x in r.pop("latencies_ms", [])]
             result["percentiles_ms"] = stats.percentiles(latencies) if latencies else None
             result["loadgen_cpu_pct"] = max(r["loadgen_cpu_pct"] for r in runs)

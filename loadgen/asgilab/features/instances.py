@@ -14,6 +14,7 @@ from pathlib import Path
 
 from asgilab import catalog, paths
 from asgilab.features.model import Endpoint
+from asgilab.procs import signal_group
 from asgilab.runtime.local import port_free, which
 from asgilab.tools import probe
 
@@ -34,7 +35,7 @@ class Instance:
         process group (Ctrl-C in a terminal); up to ``grace_s`` to exit; then SIGKILL."""
         t0 = time.monotonic()
         if group:
-            _signal(self.proc.pid, sig)
+            signal_group(self.proc.pid, sig)
         else:
             try:
                 os.kill(self.proc.pid, sig)
@@ -44,7 +45,7 @@ class Instance:
             code = self.proc.wait(timeout=grace_s)
             return {"exit_code": code, "exited_after_s": round(time.monotonic() - t0, 2), "killed": False}
         except subprocess.TimeoutExpired:
-            _signal(self.proc.pid, signal.SIGKILL)
+            signal_group(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
             return {"exit_code": None, "exited_after_s": None, "killed": True}
 
@@ -53,16 +54,6 @@ class Instance:
             return "\n".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 class Spawner:
@@ -76,7 +67,7 @@ class Spawner:
         """Kills whatever an interrupted probe left running."""
         for inst in self.started:
             if inst.proc.poll() is None:
-                _signal(inst.proc.pid, signal.SIGKILL)
+                signal_group(inst.proc.pid, signal.SIGKILL)
                 try:
                     inst.proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 from importlib import metadata
 
 from asgilab import stats
-from asgilab.matrix import RAW_OUTPUT_LIMIT, STATIC_PATH, Cell, Verdict, page_urls
+from asgilab.matrix import RAW_OUTPUT_LIMIT, STATIC_PATH, Cell, Verdict, fold_runs, page_urls, repeat_runs
 from asgilab.runtime.base import port_base
 from asgilab.tools import locust, probe
 
@@ -163,24 +162,10 @@ def ceiling(runner, cell: Cell) -> dict | None:
 
 def run(runner, cell: Cell, result: dict) -> Verdict:
     s = cell.scenario
-    runs: list[dict] = []
-    verdict = Verdict("ok")
-    for i in range(s.repeat):
-        one, verdict = _run_once(runner, cell, i)
-        runs.append(one)
-        if verdict.status != "ok":
-            break  # a run that is not verified ends the cell: its figure would not count
-    last = runs[-1]
+    runs, verdict = repeat_runs(s.repeat, lambda i: _run_once(runner, cell, i))
+    fold_runs(result, runs, verdict)
     result.update(
         tool="locust",
-        command=last["command"],
-        raw_output=last.pop("raw_output"),
-        figures=last.get("figures"),
-        negotiated_protocol=last.get("negotiated_protocol"),
-        succeeded=sum(r.get("succeeded") or 0 for r in runs),
-        failed=sum(r.get("failed") or 0 for r in runs),
-        second_client=last.get("second_client"),
-        runs=runs,
         locust={"users": s.users, "spawn_rate": s.spawn_rate, "user_class": s.user_class,
                 "locust_user": locust.user_class(s.user_class, cell.route.client),
                 "workers": s.workers, "think_s": s.think, "delay_s": s.delay,
@@ -189,12 +174,7 @@ def run(runner, cell: Cell, result: dict) -> Verdict:
     )
     result["versions"] = {**result["versions"],
                           "tools": {**result["versions"]["tools"], "locust": _version()}}
-    for r in runs[:-1]:
-        r.pop("raw_output", None)
     if verdict.status == "ok":
-        rates = [r["req_per_s"] for r in runs]
-        result["req_per_s"] = statistics.median(rates)
-        result["spread"] = stats.summarize(rates) if len(rates) > 1 else None
         hist = locust.merge([r["_histogram"] for r in runs])
         page = locust.merge([r["_page_histogram"] for r in runs])
         result["percentiles_ms"] = stats.histogram_percentiles(hist) if hist else None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from asgilab import catalog, certs, paths, render
 from asgilab.errors import LabError
+from asgilab.procs import signal_group
 from asgilab.runtime.base import Runtime
 from asgilab.tools import probe
 
@@ -239,12 +240,12 @@ class LocalRuntime(Runtime):
             return
         pids = self._ours(state)
         for pid in pids:
-            _signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < deadline and any(pid_alive(p) and not _reaped(p) for p in pids):
             time.sleep(0.1)
         for pid in pids:
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             _reaped(pid)
         self.state_file.unlink(missing_ok=True)
 
@@ -278,16 +279,6 @@ def _first_version_line(tool: str, text: str) -> str:
         if "version" in line.lower() or tool in line.lower():
             return line.strip()
     return text.splitlines()[0].strip() if text else "unknown"
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _reaped(pid: int) -> bool:

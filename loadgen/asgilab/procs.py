@@ -1,0 +1,17 @@
+"""Signalling the processes the lab starts (each in a process group of its own)."""
+
+from __future__ import annotations
+
+import os
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signals the process group led by ``pid`` (a server and its workers), or the process
+    alone when it leads none; gone or foreign processes are left be."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
