@@ -127,3 +127,18 @@ def test_real_errors_under_load_are_failed_even_if_second_client_succeeds(topo):
     assert matrix.verdict_from_summary(s, route) is None
     v = matrix.verdict_from_recheck(s, route, ok_probe("h2c"))
     assert v.status == "failed" and "under load only" in v.reason
+
+
+def test_duration_runs_allow_responses_straddling_the_window_edges(topo):
+    """h2load -D: a 2xx counted for a response whose request ends after the window (or was
+    counted before the warm-up reset) is the tool's bookkeeping, not a failure."""
+    route = topo.route("hypercorn.direct.h2c")
+    s = summary("hypercorn-h2c-c10-n200.txt")
+    s.done = s.succeeded = 25938
+    s.status_2xx = 25939
+    assert matrix.verdict_from_summary(s, route) is None  # a fixed -n run must match exactly
+    assert matrix.verdict_from_summary(s, route, in_flight=32).status == "ok"
+    s.status_2xx = 25938 - 40
+    assert matrix.verdict_from_summary(s, route, in_flight=32) is None  # more than in flight
+    s.status_2xx, s.failed = 25938, 1
+    assert matrix.verdict_from_summary(s, route, in_flight=32) is None  # a failure stays one
