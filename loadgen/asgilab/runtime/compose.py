@@ -110,7 +110,8 @@ class ComposeRuntime(Runtime):
             raise LabError(f"`{' '.join(argv[-len(args):][:3])}` took over {timeout:.0f}s") from None
         if check and res.returncode != 0:
             tail = ((res.stderr or "") + (res.stdout or "")).strip().splitlines()[-3:]
-            raise LabError(f"docker compose {' '.join(args[:2])} failed: {' | '.join(tail)[-500:]}")
+            seen = " | ".join(tail)[-500:] or "see its output above"
+            raise LabError(f"docker compose {' '.join(args[:2])} failed: {seen}")
         return res
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -121,8 +122,9 @@ class ComposeRuntime(Runtime):
         t0 = time.monotonic()
         # One service per image: the server variants share asgilab/server, init and loadgen
         # share asgilab/loadgen.
+        # Streamed: the first build takes minutes, and docker's steps are the progress.
         self.compose("build", "--force-rm", "init", next(iter(catalog.load_servers())),
-                     *catalog.load_proxies(), timeout=3600)
+                     *catalog.load_proxies(), timeout=3600, capture=False)
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
 
     def up(self, servers: list[str], proxies: list[str]) -> None:
