@@ -406,25 +406,34 @@ class Runner:
             (r for r in self.topo.routes if r.proxy == "nginx" and r.client == route.client), None
         )
 
-    def ceiling(self, cell: Cell) -> dict | None:
-        """The load generator's ceiling on this client path: same command, proxy's own 200."""
+    def ceiling(
+        self,
+        cell: Cell,
+        measure: Callable[[Cell], tuple[dict, Verdict]] | None = None,
+        tool: str = "h2load",
+    ) -> dict | None:
+        """The load generator's ceiling on this client path: the same load against the
+        proxy's own 200. ``measure`` runs another tool's load on the ceiling cell (default:
+        the h2load command at STATIC_PATH)."""
         target = self.ceiling_route(cell.route)
         if target is None:
             return None
-        key = (target.host, target.port, target.client, cell.scenario.id)
+        key = (tool, target.host, target.port, target.client, cell.scenario.id)
         if key not in self._ceilings:
-            probe_cell = Cell(replace(cell.scenario, path=STATIC_PATH, repeat=1, body_size=None), target)
-            one, verdict = self._run_once(probe_cell, 0)
-            one.pop("raw_output", None)
-            one.pop("latencies_ms", None)
+            if measure is None:
+                probe_cell = Cell(replace(cell.scenario, path=STATIC_PATH, repeat=1, body_size=None), target)
+                one, verdict = self._run_once(probe_cell, 0)
+            else:
+                one, verdict = measure(Cell(cell.scenario, target))
             self._ceilings[key] = {
                 "url": target.url(STATIC_PATH),
+                "tool": tool,
                 "status": verdict.status,
                 "reason": verdict.reason,
                 "req_per_s": one.get("req_per_s") if verdict.status == "ok" else None,
                 "loadgen_cpu_pct": one.get("loadgen_cpu_pct"),
             }
-            self.log(f"    ceiling {target.path} {target.client}: "
+            self.log(f"    ceiling {target.path} {target.client} ({tool}): "
                      f"{self._ceilings[key]['req_per_s'] or verdict.reason}")
         return self._ceilings[key]
 

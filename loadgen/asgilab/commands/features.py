@@ -65,16 +65,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     rt = runtime.get(args.runtime)
     if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
         return _on_compose(rt, args, servers, proxies)
-    started_here = rt.running() is None
     try:
-        if started_here:
-            print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
-        rt.up(servers, proxies)
-        topo = rt.topology(servers, proxies)
-        totals = probe_lab(rt, topo, args.paths, args.features, args.redo, args.verbose)
+        with rt.session(servers, proxies):
+            topo = rt.topology(servers, proxies)
+            totals = probe_lab(rt, topo, args.paths, args.features, args.redo, args.verbose)
     finally:
-        if started_here:
-            rt.down()
         if not os.environ.get("LAB_INSIDE"):
             write_outputs()
             print(f"asgilab: report: {report.write()}")
@@ -86,19 +81,15 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[str]) -> int:
     """Runs the probes inside the loadgen container; results land in the host's reports/."""
-    started_here = rt.running() is None
+    inner = ["features", "--runtime", "compose", "--servers", ",".join(servers),
+             "--proxies", ",".join(proxies)]
+    for flag, value in (("--paths", args.paths), ("--features", args.features)):
+        if value:
+            inner += [flag, ",".join(value)]
+    inner += [f for f, on in (("--redo", args.redo), ("--verbose", args.verbose)) if on]
     try:
-        rt.up(servers, proxies)
-        inner = ["features", "--runtime", "compose", "--servers", ",".join(servers),
-                 "--proxies", ",".join(proxies)]
-        for flag, value in (("--paths", args.paths), ("--features", args.features)):
-            if value:
-                inner += [flag, ",".join(value)]
-        inner += [f for f, on in (("--redo", args.redo), ("--verbose", args.verbose)) if on]
-        code = rt.run_in_loadgen(inner)
+        with rt.session(servers, proxies):
+            return rt.run_in_loadgen(inner)
     finally:
-        if started_here:
-            rt.down()
         write_outputs()
         print(f"asgilab: report: {report.write()}")
-    return code

@@ -43,35 +43,31 @@ def cmd_locust_ui(args: argparse.Namespace) -> int:
         route = rt.topology(servers, proxies).route(args.route)
     except StopIteration:
         raise LabError(f"no route {args.route!r}: `make routes` lists them") from None
-    started_here = current is None
     processes: list[locust.Process] = []
-    try:
-        if started_here:
-            print(f"asgilab: the lab is not running; starting {', '.join(servers + proxies)} ...", flush=True)
-        rt.up(servers, proxies)
-        seen = probe.check(route.url("/_lab/info"), route.client, rt.ca(), attempts=1)
-        if not seen.all_ok or seen.negotiated != route.negotiated:
-            print(f"asgilab: warning: {route.id} does not offer {route.negotiated} "
-                  f"(httpx saw {seen.negotiated or seen.error}); every request will count as failed")
-        plan = locust.Plan(
-            host=route.url(""), protocol=route.client, users=args.users, spawn_rate=args.users,
-            user_classes=(locust.user_class("api", route.client), locust.user_class("page", route.client)),
-            out_prefix=str(paths.state_dir() / "locust-ui" / "out"), delay=args.delay,
-            workers=args.workers, master_port=locust.master_port(port_base()),
-            web_port=locust.web_port(port_base()),
-            web_host=os.environ.get("LAB_LOCUST_WEB_HOST", "127.0.0.1"),
-        )
-        processes, t0 = locust.start(plan, paths.state_dir() / "locust-ui")
-        print(f"asgilab: Locust's web UI: http://{plan.web_host}:{plan.web_port}/  ({route.id}, "
-              f"users {', '.join(plan.user_classes)}"
-              f"{f', {args.workers} workers' if args.workers else ''}); Ctrl-C stops it", flush=True)
-        while processes[0].returncode is None:
-            time.sleep(0.5)
-            locust.reap(processes[0], False, t0)
-        print(f"asgilab: Locust exited ({processes[0].returncode}); log: {processes[0].log}")
-    finally:
-        if processes:
-            locust.stop(processes, t0, grace_s=locust.STOP_GRACE_S)
-        if started_here:
-            rt.down()
+    with rt.session(servers, proxies):
+        try:
+            seen = probe.check(route.url("/_lab/info"), route.client, rt.ca(), attempts=1)
+            if not seen.all_ok or seen.negotiated != route.negotiated:
+                print(f"asgilab: warning: {route.id} does not offer {route.negotiated} "
+                      f"(httpx saw {seen.negotiated or seen.error}); every request will count as failed")
+            plan = locust.Plan(
+                host=route.url(""), protocol=route.client, users=args.users, spawn_rate=args.users,
+                user_classes=(locust.user_class("api", route.client),
+                              locust.user_class("page", route.client)),
+                out_prefix=str(paths.state_dir() / "locust-ui" / "out"), delay=args.delay,
+                workers=args.workers, master_port=locust.master_port(port_base()),
+                web_port=locust.web_port(port_base()),
+                web_host=os.environ.get("LAB_LOCUST_WEB_HOST", "127.0.0.1"),
+            )
+            processes, t0 = locust.start(plan, paths.state_dir() / "locust-ui")
+            print(f"asgilab: Locust's web UI: http://{plan.web_host}:{plan.web_port}/  ({route.id}, "
+                  f"users {', '.join(plan.user_classes)}"
+                  f"{f', {args.workers} workers' if args.workers else ''}); Ctrl-C stops it", flush=True)
+            while processes[0].returncode is None:
+                time.sleep(0.5)
+                locust.reap(processes[0], False, t0)
+            print(f"asgilab: Locust exited ({processes[0].returncode}); log: {processes[0].log}")
+        finally:
+            if processes:
+                locust.stop(processes, t0, grace_s=locust.STOP_GRACE_S)
     return 0

@@ -60,69 +60,57 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     rt = runtime.get(args.runtime)
 
     if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
-        return _on_compose(rt, args, servers, proxies)
+        return _on_compose(rt, args, preset, servers, proxies)
 
     h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
-    started_here = rt.running() is None
-    runner = None
     try:
-        if started_here:
-            print(f"asgilab: the lab is not running; starting it ({rt.name}) ...", flush=True)
-        rt.up(servers, proxies)
-        topo = rt.topology(servers, proxies)
-        cells = matrix.plan(preset, topo)
-        print(f"asgilab: preset {preset.name}: {len(cells)} cells "
-              f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} routes) "
-              f"on the {rt.name} runtime", flush=True)
-        if preset.features:
-            from asgilab.commands.features import probe_lab
-
-            probe_lab(rt, topo, preset.paths, redo=args.redo)
-        runner = matrix.Runner(
-            topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
-            tool_checks=h2load_selfcheck.run(h2load_bin),
-        )
-        ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
-    finally:
-        if runner is not None:
-            runner.close()
-        if started_here:
-            rt.down()
-        if not os.environ.get("LAB_INSIDE"):
+        with rt.session(servers, proxies):
+            topo = rt.topology(servers, proxies)
+            cells = matrix.plan(preset, topo)
+            print(f"asgilab: preset {preset.name}: {len(cells)} cells "
+                  f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
+                  f"routes) on the {rt.name} runtime", flush=True)
             if preset.features:
-                from asgilab.commands.features import write_outputs
+                from asgilab.commands.features import probe_lab
 
-                write_outputs()
-            out = report.write()
-            print(f"asgilab: report: {out}")
+                probe_lab(rt, topo, preset.paths, redo=args.redo)
+            runner = matrix.Runner(
+                topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
+                tool_checks=h2load_selfcheck.run(h2load_bin),
+            )
+            try:
+                ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
+            finally:
+                runner.close()  # the browser, before the lab goes down
+    finally:
+        if not os.environ.get("LAB_INSIDE"):
+            _write_outputs(preset)
     print(f"asgilab: {ran} cells run, {skipped} skipped")
     return 0
 
 
-def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[str]) -> int:
-    """Runs the driver inside the loadgen container; results land in the host's reports/."""
-    started_here = rt.running() is None
-    try:
-        rt.up(servers, proxies)
-        inner = ["matrix", "--runtime", "compose", "--preset", args.preset,
-                 "--servers", ",".join(servers), "--proxies", ",".join(proxies)]
-        if args.redo:
-            inner.append("--redo")
-        if args.scenarios:
-            inner += ["--scenarios", ",".join(args.scenarios)]
-        if args.locust_workers is not None:
-            inner += ["--locust-workers", str(args.locust_workers)]
-        preset = presets.get(args.preset, args.scenarios)
-        if args.locust_workers is not None:
-            preset = presets.with_locust_workers(preset, args.locust_workers)
-        workers = max((s.workers for s in preset.scenarios if s.kind == "locust"), default=0)
-        code = rt.run_in_loadgen(inner, locust_workers=workers)
-    finally:
-        if started_here:
-            rt.down()
-        if presets.get(args.preset).features:
-            from asgilab.commands.features import write_outputs
+def _write_outputs(preset: presets.Preset) -> None:
+    if preset.features:
+        from asgilab.commands.features import write_outputs
 
-            write_outputs()
-        print(f"asgilab: report: {report.write()}")
-    return code
+        write_outputs()
+    print(f"asgilab: report: {report.write()}")
+
+
+def _on_compose(rt, args: argparse.Namespace, preset: presets.Preset, servers: list[str],
+                proxies: list[str]) -> int:
+    """Runs the driver inside the loadgen container; results land in the host's reports/."""
+    inner = ["matrix", "--runtime", "compose", "--preset", args.preset,
+             "--servers", ",".join(servers), "--proxies", ",".join(proxies)]
+    if args.redo:
+        inner.append("--redo")
+    if args.scenarios:
+        inner += ["--scenarios", ",".join(args.scenarios)]
+    if args.locust_workers is not None:
+        inner += ["--locust-workers", str(args.locust_workers)]
+    workers = max((s.workers for s in preset.scenarios if s.kind == "locust"), default=0)
+    try:
+        with rt.session(servers, proxies):
+            return rt.run_in_loadgen(inner, locust_workers=workers)
+    finally:
+        _write_outputs(preset)

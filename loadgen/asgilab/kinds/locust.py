@@ -138,26 +138,6 @@ def _run_once(runner, cell: Cell, index: int, path: str | None = None) -> tuple[
     return one, verdict
 
 
-def ceiling(runner, cell: Cell) -> dict | None:
-    """The same Locust API users against the proxy's own 200 on this client path."""
-    target = runner.ceiling_route(cell.route)
-    if target is None:
-        return None
-    key = (target.host, target.port, target.client, cell.scenario.id)
-    if key not in runner._ceilings:
-        probe_cell = Cell(cell.scenario, target)
-        one, verdict = _run_once(runner, probe_cell, 0, path=STATIC_PATH)
-        runner._ceilings[key] = {
-            "url": target.url(STATIC_PATH),
-            "status": verdict.status,
-            "reason": verdict.reason,
-            "req_per_s": one.get("req_per_s") if verdict.status == "ok" else None,
-            "loadgen_cpu_pct": one.get("loadgen_cpu_pct"),
-            "tool": "locust",
-        }
-        runner.log(f"    ceiling {target.path} {target.client} (Locust): "
-                   f"{runner._ceilings[key]['req_per_s'] or verdict.reason}")
-    return runner._ceilings[key]
 
 
 def run(runner, cell: Cell, result: dict) -> Verdict:
@@ -182,7 +162,8 @@ def run(runner, cell: Cell, result: dict) -> Verdict:
         cpus = [r["loadgen_cpu_pct"] for r in runs if r.get("loadgen_cpu_pct") is not None]
         result["loadgen_cpu_pct"] = max(cpus) if cpus else None
         if s.ceiling and s.user_class == "api":
-            result["ceiling"] = ceiling(runner, cell)
+            result["ceiling"] = runner.ceiling(
+                cell, lambda c: _run_once(runner, c, 0, path=STATIC_PATH), tool="locust")
             top = (result["ceiling"] or {}).get("req_per_s")
             if top:
                 result["ceiling_share"] = result["req_per_s"] / top

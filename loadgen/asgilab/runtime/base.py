@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from asgilab import catalog, topology
 from asgilab.errors import LabError
@@ -44,6 +46,20 @@ class Runtime(ABC):
     @abstractmethod
     def up(self, servers: list[str], proxies: list[str]) -> None:
         """Starts the selected services and returns once every listener answers."""
+
+    @contextmanager
+    def session(self, servers: list[str], proxies: list[str]) -> Iterator[None]:
+        """The lab up for one command: brought up when it was not running and down again
+        afterwards, Ctrl-C included; a lab the user brought up stays up."""
+        started_here = self.running() is None
+        if started_here:
+            print(f"asgilab: the lab is not running; starting it ({self.name}) ...", flush=True)
+        try:
+            self.up(servers, proxies)
+            yield
+        finally:
+            if started_here:
+                self.down()
 
     @abstractmethod
     def down(self) -> None:
