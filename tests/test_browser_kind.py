@@ -1,6 +1,8 @@
 """The browser kind's judgement, from page runs built by hand (no browser needed)."""
 
+from asgilab import presets, verdicts
 from asgilab.kinds import browser as kind
+from asgilab.planning import Cell
 from asgilab.tools import browser
 from asgilab.topology import Route
 
@@ -30,7 +32,7 @@ def test_verified_h2_and_h1_runs_pass():
         r = route(client)
         run = page_run(r, proto, conns)
         reqs = kind.requests_of(run)
-        assert kind.judge(r, run, reqs) is None
+        assert kind.judge(r, run, reqs).status == "ok"
         assert len({q["connection"] for q in reqs}) == conns
         assert [q["connection"] for q in reqs[:conns]] == list(range(1, conns + 1))
 
@@ -52,9 +54,18 @@ def test_a_non_2xx_response_or_a_missing_fetch_fails():
 
 
 def test_h2c_is_unsupported_by_browsers():
-    r = route("h2c")
-    v = kind.judge(r, page_run(r, "http/1.1", 6), [])
+    s = presets.scenario(kind="browser", delay=0.5)
+    v = kind.BrowserKind().before(Cell(s, route("h2c")))
     assert v.status == "unsupported" and "h2c" in v.reason
+    assert kind.BrowserKind().before(Cell(s, route("h2"))) is None
+
+
+def test_a_browser_error_asks_the_second_client():
+    r = route("h2")
+    run = page_run(r, "h2", 1)
+    run.error = "net::ERR_CONNECTION_RESET"
+    j = kind.judge(r, run, kind.requests_of(run))
+    assert isinstance(j, verdicts.SecondOpinion) and j.tool_may_be_wrong
 
 
 def test_ideal_times_and_launch_flags():

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from asgilab import matrix, presets, results, stats
+from asgilab import matrix, presets, results, stats, verdicts
 from asgilab.kinds import locust as kind
 from asgilab.runtime.local import LocalRuntime
 from asgilab.tools import locust
@@ -63,7 +63,8 @@ def test_each_user_goes_over_its_protocol(lab, route_id, user, version):
     res = run_user(lab, route_id, user)
     assert res.versions == {version: res.outcomes["ok"]} and res.outcomes["ok"] > 0
     assert set(res.outcomes) == {"ok"} and res.failures == 0 and res.succeeded > 0
-    assert kind.verdict_from_result(res, lab[1].route(route_id)).status == "ok"
+    route = lab[1].route(route_id)
+    assert verdicts.from_locust(res, route, locust.EXPECTED_VERSION[route.client]).status == "ok"
 
 
 def test_page_journey_over_h2_needs_one_round_where_http11_needs_four(lab):
@@ -80,7 +81,7 @@ def test_page_journey_over_h2_needs_one_round_where_http11_needs_four(lab):
 def test_matrix_cells_count_only_verified_protocols(lab):
     rt, topo, _ = lab
     runner = matrix.Runner(topo, "local", rt.ca(), {}, {}, "test", log=lambda *_: None)
-    s = presets.Scenario(kind="locust", user_class="api", users=4, spawn_rate=4, duration=1.0,
+    s = presets.scenario(kind="locust", user_class="api", users=4, spawn_rate=4, duration=1.0,
                          warmup=0.3, repeat=2)
     h1 = runner.run(matrix.Cell(s, topo.route("granian.direct.h1")))
     h2 = runner.run(matrix.Cell(s, topo.route("granian.direct.h2")))
@@ -97,7 +98,8 @@ def test_matrix_cells_count_only_verified_protocols(lab):
     no_h2 = runner.run(matrix.Cell(s, topo.route("uvicorn.direct.h2")))
     assert no_h2["status"] == "unsupported" and no_h2["req_per_s"] is None
     # Past the route check too, Locust's own per-request record refuses the figure.
-    one, verdict = kind._run_once(runner, matrix.Cell(s, topo.route("uvicorn.direct.h2")), 0)
+    run = kind.LocustKind().run_once(runner.ctx, matrix.Cell(s, topo.route("uvicorn.direct.h2")), 0)
+    one, verdict = run.record, run.judgement
     assert verdict.status == "unsupported" and "HTTP/1.1" in verdict.reason
     assert one["versions_seen"].keys() == {"HTTP/1.1"} and one["succeeded"] == 0
 
@@ -105,7 +107,7 @@ def test_matrix_cells_count_only_verified_protocols(lab):
 def test_distributed_master_and_two_workers(lab):
     rt, topo, _ = lab
     runner = matrix.Runner(topo, "local", rt.ca(), {}, {}, "test", log=lambda *_: None)
-    s = presets.Scenario(kind="locust", user_class="api", users=4, spawn_rate=4, duration=1.0,
+    s = presets.scenario(kind="locust", user_class="api", users=4, spawn_rate=4, duration=1.0,
                          warmup=0.3, workers=2)
     cell = runner.run(matrix.Cell(s, topo.route("granian.direct.h2c")))
     assert cell["status"] == "ok", cell["reason"]

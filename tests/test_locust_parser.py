@@ -4,13 +4,25 @@ import json
 
 import pytest
 
-from asgilab import catalog, stats, topology
+from asgilab import catalog, stats, topology, verdicts
 from asgilab.kinds import locust as kind
 from asgilab.tools import locust
 from asgilab.tools.probe import ProbeResult
 from conftest import DATA
 
 CASES = DATA / "locust"
+
+
+def verdict(res, route):
+    """Locust's own report judged: a verdict, or None where a second opinion is needed."""
+    j = verdicts.from_locust(res, route, locust.EXPECTED_VERSION[route.client])
+    return None if isinstance(j, verdicts.SecondOpinion) else j
+
+
+def recheck_verdict(res, second, route):
+    j = verdicts.from_locust(res, route, locust.EXPECTED_VERSION[route.client])
+    assert isinstance(j, verdicts.SecondOpinion)
+    return verdicts.from_second_opinion(j, route, second)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +54,12 @@ def test_api_user_over_http11_counts_every_verified_request(topo):
     assert p["p50"] <= p["p90"] <= p["p99"] <= p["p99.9"]
     assert set(res.locust_percentiles_ms) == {"p50", "p90", "p99", "p99.9"}
     assert res.loadgen_cpu_pct == res.processes[0]["cpu_pct"] and res.processes[0]["role"] == "local"
-    assert kind.verdict_from_result(res, topo.route("granian.direct.h1")).status == "ok"
+    assert verdict(res, topo.route("granian.direct.h1")).status == "ok"
     assert kind.negotiated(res, "http") == "http/1.1"
 
 
 def test_responses_over_http11_never_count_for_an_h2_route(topo):
-    v = kind.verdict_from_result(parsed("api-h1-granian"), topo.route("granian.direct.h2"))
+    v = verdict(parsed("api-h1-granian"), topo.route("granian.direct.h2"))
     assert v.status == "unsupported" and "HTTP/1.1" in v.reason
 
 
@@ -59,9 +71,9 @@ def test_distributed_run_reports_each_worker(topo):
     assert roles == ["master", "worker", "worker"] and res.summary["workers"] == 2
     assert res.loadgen_cpu_pct == max(p["cpu_pct"] for p in res.processes if p["role"] == "worker")
     assert res.versions == {"HTTP/2": res.outcomes["ok"]}
-    assert kind.verdict_from_result(res, topo.route("granian.direct.h2")).status == "ok"
+    assert verdict(res, topo.route("granian.direct.h2")).status == "ok"
     assert kind.negotiated(res, "https") == "h2"
-    v = kind.verdict_from_result(res, topo.route("granian.direct.h1-tls"))
+    v = verdict(res, topo.route("granian.direct.h1-tls"))
     assert v.status == "unsupported" and "HTTP/2" in v.reason
 
 
@@ -72,7 +84,7 @@ def test_page_journeys_are_kept_apart_from_http_requests(topo):
     raw = raw_entries("page-h2c-granian")
     http = sum(e["num_requests"] for e in raw if e["method"] != "PAGE")
     assert h2.requests == http < sum(e["num_requests"] for e in raw)
-    assert kind.verdict_from_result(h2, topo.route("granian.direct.h2c")).status == "ok"
+    assert verdict(h2, topo.route("granian.direct.h2c")).status == "ok"
     # The talk's point, in these captured runs (delay 0.2 s): 6 HTTP/1.1 connections need
     # four rounds for 24 calls, one h2 connection one.
     h1 = parsed("page-h1-granian")
@@ -85,7 +97,7 @@ def test_server_that_picks_http11_by_alpn_is_unsupported_not_a_figure(topo):
     res = parsed("api-h2-uvicorn-alpn-http11")
     assert res.outcomes == {"protocol": res.versions["HTTP/1.1"]}
     assert res.succeeded == 0 and "wrong protocol" in res.errors[0]["error"]
-    v = kind.verdict_from_result(res, topo.route("uvicorn.direct.h2"))
+    v = verdict(res, topo.route("uvicorn.direct.h2"))
     assert v.status == "unsupported" and "HTTP/1.1" in v.reason and "no figure" in v.reason
 
 
@@ -93,9 +105,9 @@ def test_connection_errors_need_a_second_opinion_then_fail(topo):
     res = parsed("api-h2c-uvicorn-no-h2c")
     route = topo.route("uvicorn.direct.h2c")
     assert res.versions == {} and res.outcomes["error"] > 0 and res.failures == res.requests
-    assert kind.verdict_from_result(res, route) is None
+    assert verdict(res, route) is None
     second = ProbeResult("u", "h2c", 20, error="RemoteProtocolError: Server disconnected")
-    v = kind.verdict_from_recheck(res, second, route)
+    v = recheck_verdict(res, second, route)
     assert v.status == "failed" and "httpx also failed" in v.reason and "Server disconnected" in v.reason
 
 
@@ -104,9 +116,9 @@ def test_non_2xx_is_a_failure_even_when_another_client_gets_2xx(topo):
     route = topo.route("granian.direct.h1")
     assert res.outcomes == {"status": res.versions["HTTP/1.1"]} and res.failures == res.requests
     assert "status 404" in res.errors[0]["error"]
-    assert kind.verdict_from_result(res, route) is None
+    assert verdict(res, route) is None
     ok = ProbeResult("u", "h1", 20, ok_2xx=20, negotiated="http/1.1", statuses=[200] * 20)
-    v = kind.verdict_from_recheck(res, ok, route)
+    v = recheck_verdict(res, ok, route)
     assert v.status == "failed" and "under load only" in v.reason and "non-2xx" in v.reason
 
 

@@ -30,19 +30,19 @@ def test_sustained_full_and_smoke_presets_hold_locust_api_and_page_users():
 
 
 def test_scenario_ids_tell_runs_apart():
-    api = presets.Scenario(kind="locust", user_class="api", users=16, duration=5, repeat=3)
-    page = presets.Scenario(kind="locust", user_class="page", users=10, duration=8, delay=1, think=2)
+    api = presets.scenario(kind="locust", user_class="api", users=16, duration=5, repeat=3)
+    page = presets.scenario(kind="locust", user_class="page", users=10, duration=8, delay=1, think=2)
     assert api.id == "locust-api-u16-d5-x3"
     assert page.id == "locust-page-u10-d8-delay1-think2"
-    assert presets.Scenario(kind="locust", workers=2, duration=5).id == "locust-api-u10-d5-wk2"
-    assert "2 workers" in presets.Scenario(kind="locust", workers=2, duration=5).label
+    assert presets.scenario(kind="locust", workers=2, duration=5).id == "locust-api-u10-d5-wk2"
+    assert "2 workers" in presets.scenario(kind="locust", workers=2, duration=5).label
     assert "24 × /message" in page.label
 
 
 def test_locust_workers_option_changes_only_locust_scenarios():
     p = presets.with_locust_workers(presets.get("smoke-sustained"), 3)
     assert {s.workers for s in p.scenarios if s.kind == "locust"} == {3}
-    assert all(s.workers == 0 for s in p.scenarios if s.kind != "locust")
+    assert not any(hasattr(s, "workers") for s in p.scenarios if s.kind != "locust")
     assert all("-wk3" in s.id for s in p.scenarios if s.kind == "locust")
     with pytest.raises(LabError):
         presets.with_locust_workers(p, -1)
@@ -56,9 +56,9 @@ def test_h1_routes_use_fasthttpuser_and_h2_routes_httpx():
 
 
 def test_single_process_command_line(topo):
-    s = presets.Scenario(kind="locust", user_class="page", users=6, spawn_rate=3, duration=8,
+    s = presets.scenario(kind="locust", user_class="page", users=6, spawn_rate=3, duration=8,
                          warmup=2, delay=0.5, think=1.5)
-    plan = kind.plan(matrix.Cell(s, topo.route("granian.direct.h2c")), "/tmp/x/out")
+    plan = kind.plan(matrix.Cell(s, topo.route("granian.direct.h2c")), "/tmp/x/out", 20000)
     argv = locust.main_argv(plan)
     assert argv[-1] == "PageUserH2" and "--headless" in argv and "--master" not in argv
     assert argv[argv.index("-H") + 1] == "http://127.0.0.1:20006"
@@ -71,10 +71,9 @@ def test_single_process_command_line(topo):
     assert argv[argv.index("--lab-summary") + 1] == "/tmp/x/out.lab.json"
 
 
-def test_master_and_worker_command_lines(topo, monkeypatch):
-    monkeypatch.setenv("LAB_PORT_BASE", "22000")
-    s = presets.Scenario(kind="locust", users=32, duration=5, workers=2)
-    plan = kind.plan(matrix.Cell(s, topo.route("granian.direct.h1")), "/tmp/x/out")
+def test_master_and_worker_command_lines(topo):
+    s = presets.scenario(kind="locust", users=32, duration=5, workers=2)
+    plan = kind.plan(matrix.Cell(s, topo.route("granian.direct.h1")), "/tmp/x/out", 22000)
     main = locust.main_argv(plan)
     assert "--master" in main and main[main.index("--expect-workers") + 1] == "2"
     assert main[main.index("--master-bind-port") + 1] == "22190"
@@ -86,8 +85,11 @@ def test_master_and_worker_command_lines(topo, monkeypatch):
 
 
 def test_ceiling_plan_uses_the_api_user_on_the_static_path(topo):
-    s = presets.Scenario(kind="locust", user_class="page", duration=5)
-    plan = kind.plan(matrix.Cell(s, topo.route("granian.nginx-h1.h2")), "/tmp/x/out", path="/_lab/static")
+    s = presets.scenario(kind="locust", user_class="api", duration=5)
+    route = topo.route("granian.nginx-h1.h2")
+    assert kind.LocustKind().ceiling_cell(matrix.Cell(s.with_(user_class="page"), route), route) is None
+    ceiling = kind.LocustKind().ceiling_cell(matrix.Cell(s, route), route)
+    plan = kind.plan(ceiling, "/tmp/x/out", 20000)
     argv = locust.main_argv(plan)
     assert argv[-1] == "ApiUserH2" and argv[argv.index("--lab-path") + 1] == "/_lab/static"
 
@@ -108,7 +110,7 @@ def test_environment_cannot_change_a_run(monkeypatch):
 
 
 def test_report_tables_show_locust_cells(topo):
-    s = presets.Scenario(kind="locust", user_class="page", users=2, duration=1.5, delay=0.2)
+    s = presets.scenario(kind="locust", user_class="page", users=2, duration=1.5, delay=0.2)
     cells = []
     for rid, rate in (("granian.direct.h1", 50.0), ("granian.direct.h2", 120.0)):
         r = topo.route(rid)

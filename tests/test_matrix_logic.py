@@ -2,10 +2,23 @@
 
 import pytest
 
-from asgilab import catalog, matrix, presets, topology
+from asgilab import catalog, matrix, presets, topology, verdicts
+from asgilab.kinds.h2load import page_argv
 from asgilab.tools import h2load
 from asgilab.tools.probe import ProbeResult
 from conftest import DATA
+
+
+def judge(s, route, in_flight=None):
+    """h2load's own report: a verdict, or None where a second opinion is needed."""
+    j = verdicts.from_h2load(s, route, in_flight)
+    return None if isinstance(j, verdicts.SecondOpinion) else j
+
+
+def recheck(s, route, second, tool_checks=None):
+    j = verdicts.from_h2load(s, route, tool_checks=tool_checks)
+    assert isinstance(j, verdicts.SecondOpinion)
+    return verdicts.from_second_opinion(j, route, second)
 
 
 @pytest.fixture(scope="module")
@@ -45,40 +58,47 @@ def test_unknown_preset_names_the_known_ones():
 
 
 def test_page24_uses_six_h1_connections_or_one_h2_connection(topo):
-    s = presets.Scenario(kind="page24", delay=0.5)
-    h1 = matrix.h2load_argv(matrix.Cell(s, topo.route("granian.direct.h1")))
-    h2 = matrix.h2load_argv(matrix.Cell(s, topo.route("granian.direct.h2")))
+    s = presets.scenario(kind="page24", delay=0.5)
+    h1 = page_argv(matrix.Cell(s, topo.route("granian.direct.h1")))
+    h2 = page_argv(matrix.Cell(s, topo.route("granian.direct.h2")))
     assert h1[h1.index("-c") + 1] == "6" and h1[h1.index("-m") + 1] == "1"
     assert h2[h2.index("-c") + 1] == "1" and h2[h2.index("-m") + 1] == "24"
     assert sum("/message/" in a for a in h2) == 24 and "delay=0.5" in h2[-1]
 
 
 def test_clean_run_is_ok(topo):
-    v = matrix.verdict_from_summary(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h2c"))
+    v = judge(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h2c"))
     assert v.status == "ok"
 
 
 def test_wrong_protocol_is_never_ok(topo):
     # An h2c run claimed as HTTP/1.1 must not count.
-    v = matrix.verdict_from_summary(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h1"))
+    v = judge(summary("hypercorn-h2c-c10-n200.txt"), topo.route("hypercorn.direct.h1"))
     assert v.status == "invalid" and "claims http/1.1" in v.reason
 
 
-def test_no_protocol_negotiated_is_unsupported(topo):
-    v = matrix.verdict_from_summary(summary("tls-to-cleartext-port.txt"), topo.route("uvicorn.direct.h2"))
-    assert v.status == "unsupported"
+def test_no_protocol_negotiated_by_h2load_is_no_verdict_on_the_server(topo):
+    """The route check saw the protocol offered; h2load negotiating none afterwards (a server
+    that stopped answering, a refused connection) needs a live answer before any verdict."""
+    route = topo.route("hypercorn.direct.h2")
+    for name in ("tls-to-cleartext-port.txt", "refused.txt"):
+        assert judge(summary(name), route) is None
+        refused = ProbeResult("u", "h2", 20, error="ConnectError: [Errno 111] Connection refused",
+                              answered=False)
+        v = recheck(summary(name), route, refused)
+        assert v.status == "failed" and "unsupported" not in v.reason
 
 
 def test_tool_rejection_confirmed_by_second_client_is_invalid(topo):
     route = topo.route("hypercorn.direct.h1")
     s = summary("hypercorn-h1-c10-n200-m5.txt")
-    assert matrix.verdict_from_summary(s, route) is None  # failures: needs a second opinion
-    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "),
+    assert judge(s, route) is None  # failures: needs a second opinion
+    v = recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "),
                                     {"empty_reason_phrase": False})
     assert v.status == "invalid" and "HTTP/1.1 200 " in v.reason and "httpx got 20/20" in v.reason
     assert "rejects an empty reason phrase" in v.reason
     # Without the self-check's evidence the lab does not claim a cause.
-    v = matrix.verdict_from_recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "))
+    v = recheck(s, route, ok_probe(status_line="HTTP/1.1 200 "))
     assert v.status == "invalid" and "rejects an empty" not in v.reason
 
 
@@ -86,35 +106,35 @@ def test_failure_seen_by_both_clients_is_failed(topo):
     route = topo.route("uvicorn.direct.h1")
     s = summary("uvicorn-h1-404.txt")
     bad = ProbeResult("u", "h1", 20, ok_2xx=0, negotiated="http/1.1", statuses=[404] * 20)
-    v = matrix.verdict_from_recheck(s, route, bad)
+    v = recheck(s, route, bad)
     assert v.status == "failed" and "404" in v.reason
 
 
 def test_second_client_on_another_protocol_does_not_excuse_the_tool(topo):
     route = topo.route("hypercorn.direct.h2")
-    s = summary("uvicorn-h2c-unsupported.txt")
-    v = matrix.verdict_from_recheck(s, route, ok_probe(negotiated="http/1.1"))
+    opinion = verdicts.SecondOpinion("h2load: 0 of 20 succeeded", tool_may_be_wrong=True)
+    v = verdicts.from_second_opinion(opinion, route, ok_probe(negotiated="http/1.1"))
     assert v.status == "failed"
 
 
 def test_route_checks(topo):
     edge_h2 = ok_probe("h2", 2)
     # Direct h2 where the server picks HTTP/1.1 from ALPN: unsupported.
-    v = matrix.verdict_from_checks(
+    v = verdicts.from_route_checks(
         topo.route("uvicorn.direct.h2"), ok_probe("http/1.1", 2), {"http_version": "1.1"}, None
     )
     assert v.status == "unsupported" and "negotiated http/1.1" in v.reason
     # Proxy that silently fell back to HTTP/1.1 upstream: the app saw 1.1.
     route = topo.route("uvicorn.haproxy-h2.h2")
-    v = matrix.verdict_from_checks(route, edge_h2, {"http_version": "1.1"}, ok_probe("h2", 1))
+    v = verdicts.from_route_checks(route, edge_h2, {"http_version": "1.1"}, ok_probe("h2", 1))
     assert v.status == "unsupported" and "fell back" in v.reason
     # Server without the upstream protocol: unsupported, not failed.
     no_h2c = ProbeResult("u", "h2c", 1, error="RemoteProtocolError: Server disconnected")
-    v = matrix.verdict_from_checks(topo.route("daphne.haproxy-h2c.h1"), ok_probe("http/1.1", 2),
+    v = verdicts.from_route_checks(topo.route("daphne.haproxy-h2c.h1"), ok_probe("http/1.1", 2),
                                    {"http_version": "2"}, no_h2c)
     assert v.status == "unsupported" and "does not offer h2c" in v.reason
     # Everything as claimed: go ahead.
-    assert matrix.verdict_from_checks(route, edge_h2, {"http_version": "2"}, ok_probe("h2", 1)) is None
+    assert verdicts.from_route_checks(route, edge_h2, {"http_version": "2"}, ok_probe("h2", 1)) is None
 
 
 def test_real_errors_under_load_are_failed_even_if_second_client_succeeds(topo):
@@ -124,8 +144,8 @@ def test_real_errors_under_load_are_failed_even_if_second_client_succeeds(topo):
         "200 2xx, 0 3xx, 0 4xx, 0 5xx", "190 2xx, 0 3xx, 0 4xx, 10 5xx")
     s = h2load.parse(text)
     route = topo.route("hypercorn.envoy-h2c.h2c")
-    assert matrix.verdict_from_summary(s, route) is None
-    v = matrix.verdict_from_recheck(s, route, ok_probe("h2c"))
+    assert judge(s, route) is None
+    v = recheck(s, route, ok_probe("h2c"))
     assert v.status == "failed" and "under load only" in v.reason
 
 
@@ -136,9 +156,9 @@ def test_duration_runs_allow_responses_straddling_the_window_edges(topo):
     s = summary("hypercorn-h2c-c10-n200.txt")
     s.done = s.succeeded = 25938
     s.status_2xx = 25939
-    assert matrix.verdict_from_summary(s, route) is None  # a fixed -n run must match exactly
-    assert matrix.verdict_from_summary(s, route, in_flight=32).status == "ok"
+    assert judge(s, route) is None  # a fixed -n run must match exactly
+    assert judge(s, route, in_flight=32).status == "ok"
     s.status_2xx = 25938 - 40
-    assert matrix.verdict_from_summary(s, route, in_flight=32) is None  # more than in flight
+    assert judge(s, route, in_flight=32) is None  # more than in flight
     s.status_2xx, s.failed = 25938, 1
-    assert matrix.verdict_from_summary(s, route, in_flight=32) is None  # a failure stays one
+    assert judge(s, route, in_flight=32) is None  # a failure stays one

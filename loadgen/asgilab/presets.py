@@ -3,96 +3,100 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as fields_of
+from typing import Any, get_args, get_type_hints
 
-from asgilab import paths
+from asgilab import kinds, paths
 from asgilab.errors import LabError
 
 DEFAULT_PRESET = "talk"
-PAGE_CALLS = 24
-PAGE_H1_CONNECTIONS = 6  # what a browser opens per origin over HTTP/1.1
-H2LOAD_KINDS = ("load", "page24")
-# Kinds run by a module of their own: asgilab/kinds/<kind>.py, with
-# run(runner, cell, result) -> Verdict (see matrix.Runner.run).
-MODULE_KINDS = ("locust", "browser")
-KINDS = H2LOAD_KINDS + MODULE_KINDS
-LOCUST_USERS = ("api", "page")
+COMMON_KEYS = ("kind", "repeat", "ceiling")
 
 
 @dataclass(frozen=True)
 class Scenario:
-    kind: str  # load | page24 | locust | browser
-    path: str = "/query"
-    clients: int = 10
-    requests: int = 100
-    streams: int = 1
-    delay: float = 3.0
-    timeout_s: float = 300.0
-    duration: float | None = None  # seconds of measurement (h2load -D) instead of -n
-    warmup: float | None = None  # seconds before measurement starts (--warm-up-time)
+    """What one column of cells runs: a kind (asgilab.kinds) with its own parameters.
+
+    ``repeat`` and ``ceiling`` belong to the generic loop; everything else is the kind's
+    (its ``Params`` dataclass), reachable as attributes (``scenario.delay``)."""
+
+    kind: str
+    params: Any
     repeat: int = 1  # runs per cell; the cell keeps every run and their spread
-    rps: float | None = None  # fixed request rate per client (--rps)
-    body_size: int | None = None  # POST a body of this many bytes (h2load -d)
     ceiling: bool = False  # also measure the client path against the proxy's own response
-    users: int = 10  # locust: simulated users
-    spawn_rate: float = 10.0  # locust: users started per second
-    user_class: str = "api"  # locust: which user of the locustfile (api | page)
-    think: float = 1.0  # locust page user: seconds between journeys
-    workers: int = 0  # locust: 0 = one process; N = a master and N worker processes
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "params":
+            raise AttributeError(name)
+        try:
+            return getattr(self.params, name)
+        except AttributeError:
+            raise AttributeError(f"scenario kind {self.kind!r} has no parameter {name!r}") from None
 
     @property
     def id(self) -> str:
-        if self.kind == "page24":
-            return f"page24-d{self.delay:g}"
-        if self.kind == "browser":
-            return f"browser-d{self.delay:g}"
-        if self.kind == "locust":
-            parts = [f"locust-{self.user_class}-u{self.users}-d{self.duration or 0:g}"]
-            if self.user_class == "page":
-                parts.append(f"delay{self.delay:g}-think{self.think:g}")
-            elif self.path != "/query":
-                parts.append(self.path.strip("/").replace("/", "-") or "root")
-            if self.workers:
-                parts.append(f"wk{self.workers}")
-            if self.repeat > 1:
-                parts.append(f"x{self.repeat}")
-            return "-".join(parts)
-        parts = [self.path.strip("/").replace("/", "-") or "root"]
-        if self.body_size:
-            parts.append(f"post{self.body_size}")
-        parts.append(f"c{self.clients}")
-        parts.append(f"d{self.duration:g}" if self.duration else f"n{self.requests}")
-        if self.warmup:
-            parts.append(f"w{self.warmup:g}")
-        parts.append(f"m{self.streams}")
-        if self.rps:
-            parts.append(f"rps{self.rps:g}")
-        if self.repeat > 1:
-            parts.append(f"x{self.repeat}")
-        return "-".join(parts)
+        return kinds.get(self.kind).scenario_id(self)
 
     @property
     def label(self) -> str:
-        if self.kind == "page24":
-            return f"24-request page, {self.delay:g} s per request (h1: 6 connections; h2: 1 connection)"
-        if self.kind == "browser":
-            return f"24-request page in headless Chromium, {self.delay:g} s per request"
-        if self.kind == "locust":
-            runs = f", {self.repeat} runs" if self.repeat > 1 else ""
-            procs = f", {self.workers} worker{'s' if self.workers > 1 else ''}" if self.workers else ""
-            what = (f"page user (/ + 24 × /message at {self.delay:g} s, think {self.think:g} s)"
-                    if self.user_class == "page" else f"API user ({self.path})")
-            return f"Locust {what}, {self.users} users, {self.duration or 0:g} s{procs}{runs}"
-        size = f" -n {self.requests}" if not self.duration else f" -D {self.duration:g}"
-        if self.warmup:
-            size += f" --warm-up-time {self.warmup:g}"
-        extra = f" --rps {self.rps:g}" if self.rps else ""
-        extra += f" POST {self.body_size} B" if self.body_size else ""
-        runs = f", {self.repeat} runs" if self.repeat > 1 else ""
-        return f"h2load -c {self.clients}{size} -m {self.streams}{extra} {self.path}{runs}"
+        return kinds.get(self.kind).label(self)
+
+    def with_(self, **changes: Any) -> Scenario:
+        """A copy with some common fields or parameters changed."""
+        common = {k: v for k, v in changes.items() if k in ("repeat", "ceiling")}
+        own = {k: v for k, v in changes.items() if k not in common}
+        return replace(self, params=replace(self.params, **own) if own else self.params, **common)
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "id": self.id, "label": self.label}
+        return {"kind": self.kind, "repeat": self.repeat, "ceiling": self.ceiling,
+                **asdict(self.params), "id": self.id, "label": self.label}
+
+
+def scenario(kind: str, where: str = "scenario", **fields: Any) -> Scenario:
+    """A scenario from its kind and flat fields, as presets.toml writes it; an unknown key,
+    a wrong type or a bad value is a one-line LabError that starts with ``where``."""
+    if kind not in kinds.names():
+        raise LabError(f"{where}: unknown scenario kind {kind!r}; known: {', '.join(kinds.names())}")
+    k = kinds.get(kind)
+    common = {n: fields.pop(n) for n in ("repeat", "ceiling") if n in fields}
+    _check_type(where, "repeat", common.get("repeat", 1), int)
+    _check_type(where, "ceiling", common.get("ceiling", False), bool)
+    if common.get("repeat", 1) < 1:
+        raise LabError(f"{where}: repeat must be 1 or more")
+    if common.get("ceiling") and not k.has_ceiling:
+        raise LabError(f"{where}: kind {kind} has no ceiling measurement (ceiling = true)")
+    hints = get_type_hints(k.Params)
+    known = [f.name for f in fields_of(k.Params)]
+    for key, value in fields.items():
+        if key not in known:
+            raise LabError(f"{where}: unknown key {key!r} for kind {kind}; "
+                           f"known: {', '.join([*COMMON_KEYS, *known])}")
+        _check_type(where, key, value, hints[key])
+    params = k.Params(**{key: float(v) if _wants_float(hints[key]) and isinstance(v, int) else v
+                         for key, v in fields.items()})
+    problem = k.validate(params)
+    if problem:
+        raise LabError(f"{where}: {problem}")
+    return Scenario(kind, params, **common)
+
+
+def _wants_float(hint: Any) -> bool:
+    return float in (get_args(hint) or (hint,))
+
+
+def _check_type(where: str, key: str, value: Any, hint: Any) -> None:
+    allowed = get_args(hint) or (hint,)
+    if value is None and type(None) in allowed:
+        return
+    ok = any(
+        isinstance(value, t) and not (t is int and isinstance(value, bool))
+        or (t is float and isinstance(value, int) and not isinstance(value, bool))
+        for t in allowed if isinstance(t, type) and t is not type(None)
+    )
+    if not ok:
+        names = " or ".join(t.__name__ for t in allowed if isinstance(t, type))
+        raise LabError(f"{where}: {key} must be {names}, not {type(value).__name__} ({value!r})")
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,10 @@ def load_all() -> dict[str, Preset]:
     out = {}
     for name, spec in data.get("presets", {}).items():
         scenarios = []
-        for raw in spec.get("scenarios", []):
-            if raw.get("kind") not in KINDS:
-                raise LabError(f"preset {name}: unknown scenario kind {raw.get('kind')!r}")
-            if raw.get("kind") == "locust" and raw.get("user_class", "api") not in LOCUST_USERS:
-                raise LabError(f"preset {name}: locust user_class must be one of {', '.join(LOCUST_USERS)}")
-            scenarios.append(Scenario(**raw))
+        for i, raw in enumerate(spec.get("scenarios", []), 1):
+            where = f"presets.toml: preset {name}, scenario {i} ({raw.get('kind', 'no kind')})"
+            fields = dict(raw)
+            scenarios.append(scenario(fields.pop("kind", None), where, **fields))
         out[name] = Preset(
             name=name,
             description=spec.get("description", ""),
@@ -154,5 +156,5 @@ def with_locust_workers(preset: Preset, workers: int) -> Preset:
     """Every Locust scenario with a master and ``workers`` worker processes (0: one process)."""
     if workers < 0:
         raise LabError("--locust-workers must be 0 (one process) or more")
-    return replace(preset, scenarios=[replace(s, workers=workers) if s.kind == "locust" else s
+    return replace(preset, scenarios=[s.with_(workers=workers) if s.kind == "locust" else s
                                       for s in preset.scenarios])

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from asgilab import catalog, cli, matrix, presets, report, runtime
+from asgilab.runtime.base import port_base
 from asgilab.runtime.local import require
 from asgilab.tools import h2load_selfcheck
 
@@ -76,7 +77,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                 probe_lab(rt, topo, preset.paths, redo=args.redo)
             runner = matrix.Runner(
                 topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
-                tool_checks=h2load_selfcheck.run(h2load_bin),
+                tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt, port_base=port_base(),
             )
             try:
                 ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)

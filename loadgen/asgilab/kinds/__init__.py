@@ -1,9 +1,55 @@
-"""Scenario kinds run by tools other than h2load, one module each.
+"""Scenario kinds: one load tool each (h2load's load and page, Locust, the browser).
 
-Each module offers ``run(runner, cell, result) -> matrix.Verdict``: it runs its tool
-against ``cell.route``, fills ``result`` (tool, command, raw_output, req_per_s, succeeded,
-failed, negotiated_protocol, runs, ...) and returns the verdict. A figure counts only
-when every response was a verified 2xx over the protocol the route claims. A module that
-keeps something running between cells (a browser) offers ``close()``; the matrix calls it
-when the run ends, Ctrl-C included.
+A kind is a ``kinds.base.Kind``: it declares its scenario parameters, names its scenarios,
+runs one run of a cell and judges it (``asgilab.verdicts``), says what a second client
+should recheck, and folds its runs' own figures. The matrix's generic loop does the rest
+once for every kind: route checks, repetitions, rechecks, the ceiling, the server's
+liveness, the result. To add a kind: a module here with a ``Kind`` subclass, and its
+module name in ``MODULES``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asgilab.kinds.base import Kind
+
+MODULES = ("asgilab.kinds.h2load", "asgilab.kinds.locust", "asgilab.kinds.browser")
+_REGISTRY: dict[str, Kind] = {}
+_loaded = False
+
+
+def register(cls: type[Kind]) -> type[Kind]:
+    """Class decorator: one instance per kind, by its name."""
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _load() -> dict[str, Kind]:
+    global _loaded
+    if not _loaded:
+        for module in MODULES:
+            importlib.import_module(module)
+        _loaded = True
+    return _REGISTRY
+
+
+def names() -> list[str]:
+    return list(_load())
+
+
+def get(name: str) -> Kind:
+    try:
+        return _load()[name]
+    except KeyError:
+        from asgilab.errors import LabError
+
+        raise LabError(f"unknown scenario kind {name!r}; known: {', '.join(_load())}") from None
+
+
+def close_all() -> None:
+    """Lets kinds stop what they keep between cells (a browser); Ctrl-C included."""
+    for kind in _REGISTRY.values():
+        kind.close()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from asgilab.matrix import RAW_OUTPUT_LIMIT, Cell, Runner, Verdict, page_urls
-from asgilab.presets import PAGE_CALLS, PAGE_H1_CONNECTIONS
-from asgilab.tools import browser, probe
+from asgilab import kinds, verdicts
+from asgilab.kinds.base import RAW_OUTPUT_LIMIT, Context, Kind, Recheck, Run
+from asgilab.planning import PAGE_CALLS, PAGE_H1_CONNECTIONS, Cell, page_urls
+from asgilab.tools import browser
 from asgilab.topology import Route
 
 # What Resource Timing's nextHopProtocol must say on each client protocol.
@@ -31,24 +33,10 @@ NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
 ATTEMPTS = 4
 
 
-_SESSION: browser.Session | None = None
-
-
-def _session() -> browser.Session:
-    """One browser per matrix run (a fresh context per cell): starting Chromium for every
-    cell would double the quick preset's browser time."""
-    global _SESSION
-    if _SESSION is None:
-        _SESSION = browser.Session()
-    return _SESSION
-
-
-def close() -> None:
-    """Ends the browsers this kind started (matrix.Runner.close calls it)."""
-    global _SESSION
-    if _SESSION is not None:
-        _SESSION.close()
-        _SESSION = None
+@dataclass(frozen=True)
+class BrowserParams:
+    delay: float = 3.0  # seconds each /message call sleeps
+    timeout_s: float = 300.0  # cap on one page load
 
 
 def ideal_ms(route: Route, delay: float) -> float:
@@ -89,78 +77,91 @@ def requests_of(run: browser.PageRun) -> list[dict]:
     return rows
 
 
-def judge(route: Route, run: browser.PageRun, requests: list[dict]) -> Verdict | None:
-    """None when the run is verified; else why not. A run that errored is judged by the
-    caller (a second client decides whether the route or the browser failed)."""
-    if route.client == "h2c":
-        return Verdict("unsupported", H2C_REASON)
-    want = EXPECTED_PROTOCOL[route.client]
-    if run.count != PAGE_CALLS or len(requests) != PAGE_CALLS:
-        return Verdict("failed", f"the page parsed {run.count} responses and the browser timed "
-                                 f"{len(requests)} fetches; it fires {PAGE_CALLS}")
-    bad = [r for r in requests if not (isinstance(r["status"], int) and 200 <= r["status"] < 300)]
-    if bad:
-        return Verdict("failed", f"{len(bad)} of {PAGE_CALLS} responses were not 2xx: "
-                                 f"statuses {sorted({str(r['status']) for r in bad})}")
-    seen = {r["protocol"] for r in requests}
-    if run.document:
-        seen.add(run.document.get("nextHopProtocol") or "")
-    if seen != {want}:
-        return Verdict("unsupported", f"the route claims {want}; Chromium's Resource Timing "
-                                      f"says {', '.join(sorted(p or '(empty)' for p in seen))}")
-    return None
+def judge(route: Route, run: browser.PageRun, requests: list[dict]) -> verdicts.Judgement:
+    """ok, a verdict, or (when the browser errored) a second opinion to ask httpx for."""
+    document = (run.document.get("nextHopProtocol") or "") if run.document else None
+    return verdicts.from_browser(route, EXPECTED_PROTOCOL[route.client], PAGE_CALLS, run.count,
+                                 requests, document, run.error, run.console)
 
 
-def run(runner: Runner, cell: Cell, result: dict) -> Verdict:
-    route, scenario = cell.route, cell.scenario
-    result["tool"] = "chromium"
-    if route.client == "h2c":
-        return Verdict("unsupported", H2C_REASON)
-    url = route.url(f"/?delay={scenario.delay:g}")
-    binary = browser.executable()
-    limit = timeout_s(route, scenario.delay, scenario.timeout_s)
-    retried: list[str] = []
-    for _ in range(ATTEMPTS):
-        page = browser.run_page(url, route.client, limit, _session())
-        if not (page.error and any(NETWORK_CHANGED in m for m in [page.error, *page.console])):
-            break
-        retried.append(f"{page.error} ({NETWORK_CHANGED})")
-        runner.log(f"    retrying: Chromium saw {NETWORK_CHANGED} (the host's network changed mid-run)")
-        time.sleep(1.0)  # let the change settle (containers start in bursts)
-    requests = requests_of(page)
-    result.update(
-        command=[binary, *page.args, "--headless", url],
-        raw_output=json.dumps(page.to_dict(), indent=1)[-RAW_OUTPUT_LIMIT:],
-        browser={"url": url, "requests": requests, "document": page.document,
-                 "connections": len({r["connection"] for r in requests if r["connection"]}),
-                 "console": page.console, "wall_s": page.wall_s, "error": page.error,
-                 "retried": retried},
-    )
-    result["versions"]["tools"] = {**result["versions"]["tools"],
-                                   "chromium": page.browser_version or "unknown",
-                                   "playwright": browser.playwright_version()}
-    if page.error:
-        second = probe.check(page_urls(route, scenario.delay)[0], route.client, runner.ca,
-                             attempts=2, timeout=scenario.delay + 10)
-        result["second_client"] = second.to_dict()
-        status = "invalid" if second.all_ok else "failed"
-        return Verdict(status, f"browser: {page.error}"
-                       + ("; httpx got 2xx from the same route" if second.all_ok else
-                          f"; httpx too: {second.error or second.statuses}"),
-                       "\n".join(page.console[-10:]))
-    ok = [r for r in requests if isinstance(r["status"], int) and 200 <= r["status"] < 300]
-    result.update(succeeded=len(ok), failed=PAGE_CALLS - len(ok),
-                  negotiated_protocol=",".join(sorted({r["protocol"] for r in requests})) or None)
-    verdict = judge(route, page, requests)
-    if verdict is not None:
-        verdict.sample = "\n".join(page.console[-10:])
-        return verdict
-    ideal = ideal_ms(route, scenario.delay)
-    result.update(
-        finished_ms=page.total_ms,
-        req_per_s=PAGE_CALLS / (page.total_ms / 1000),  # as h2load's figure for the same page
-        figures={"total_ms": page.total_ms, "ideal_ms": ideal, "over_ideal": page.total_ms / ideal - 1,
-                 "connections": result["browser"]["connections"],
-                 "span_ms": max(r["end_ms"] for r in requests) - min(r["start_ms"] for r in requests)},
-    )
-    return Verdict("ok")
+@kinds.register
+class BrowserKind(Kind):
+    name = "browser"
+    tool = "chromium"
+    Params = BrowserParams
+    last_run_fields = ("browser",)
+
+    def __init__(self) -> None:
+        self._session: browser.Session | None = None
+
+    def scenario_id(self, s) -> str:
+        return f"browser-d{s.params.delay:g}"
+
+    def label(self, s) -> str:
+        return f"24-request page in headless Chromium, {s.params.delay:g} s per request"
+
+    def session(self) -> browser.Session:
+        """One browser per matrix run (a fresh context per cell): starting Chromium for every
+        cell would double the quick preset's browser time."""
+        if self._session is None:
+            self._session = browser.Session()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def before(self, cell: Cell) -> verdicts.Verdict | None:
+        if cell.route.client == "h2c":
+            return verdicts.Verdict(verdicts.Status.UNSUPPORTED, H2C_REASON)
+        return None
+
+    def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:
+        route, delay = cell.route, cell.scenario.params.delay
+        url = route.url(f"/?delay={delay:g}")
+        limit = timeout_s(route, delay, cell.scenario.params.timeout_s)
+        retried: list[str] = []
+        for _ in range(ATTEMPTS):
+            page = browser.run_page(url, route.client, limit, self.session())
+            if not (page.error and any(NETWORK_CHANGED in m for m in [page.error, *page.console])):
+                break
+            retried.append(f"{page.error} ({NETWORK_CHANGED})")
+            ctx.log(f"    retrying: Chromium saw {NETWORK_CHANGED} (the host's network changed mid-run)")
+            time.sleep(1.0)  # let the change settle (containers start in bursts)
+        requests = requests_of(page)
+        ok = [r for r in requests if isinstance(r["status"], int) and 200 <= r["status"] < 300]
+        one: dict = {
+            "run": index + 1,
+            "command": [browser.executable(), *page.args, "--headless", url],
+            "raw_output": json.dumps(page.to_dict(), indent=1)[-RAW_OUTPUT_LIMIT:],
+            "browser": {"url": url, "requests": requests, "document": page.document,
+                        "connections": len({r["connection"] for r in requests if r["connection"]}),
+                        "console": page.console, "wall_s": page.wall_s, "error": page.error,
+                        "retried": retried},
+            "_versions": {"chromium": page.browser_version or "unknown",
+                          "playwright": browser.playwright_version()},
+        }
+        if not page.error:
+            one.update(succeeded=len(ok), failed=PAGE_CALLS - len(ok),
+                       negotiated_protocol=",".join(sorted({r["protocol"] for r in requests})) or None)
+        judgement = judge(route, page, requests)
+        if isinstance(judgement, verdicts.Verdict) and judgement.status == verdicts.Status.OK:
+            ideal = ideal_ms(route, delay)
+            one.update(
+                finished_ms=page.total_ms,
+                req_per_s=PAGE_CALLS / (page.total_ms / 1000),  # as h2load's figure for the same page
+                figures={"total_ms": page.total_ms, "ideal_ms": ideal,
+                         "over_ideal": page.total_ms / ideal - 1,
+                         "connections": one["browser"]["connections"],
+                         "span_ms": max(r["end_ms"] for r in requests)
+                         - min(r["start_ms"] for r in requests)},
+            )
+        return Run(one, judgement)
+
+    def recheck(self, cell: Cell) -> Recheck:
+        delay = cell.scenario.params.delay
+        return Recheck(page_urls(cell.route, delay)[0], 2, delay + 10)
+
+    def fold(self, result: dict, runs: list[dict]) -> None:
+        result["finished_ms"] = runs[-1]["finished_ms"]

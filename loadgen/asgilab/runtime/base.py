@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 from asgilab import catalog, topology
 from asgilab.errors import LabError
@@ -22,6 +24,38 @@ def port_base() -> int:
     if not 1024 <= value <= 65000:
         raise LabError(f"LAB_PORT_BASE={value} is out of range; pick 1024..65000")
     return value
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What the runtime knows of one service: running or not, and how it ended."""
+
+    service: str
+    alive: bool
+    exit: str | None = None  # "signal 9", "exit code 3"; None while alive or when unknown
+    log_tail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe_exit(returncode: int | None, container: bool = False) -> str | None:
+    """A process's return code as people read it: negative is a signal; a container's
+    128+N is signal N (its init passes the signal's number on)."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return f"signal {-returncode} ({_signame(-returncode)})"
+    if container and returncode > 128:
+        return f"exit code {returncode}: signal {returncode - 128} ({_signame(returncode - 128)})"
+    return f"exit code {returncode}"
+
+
+def _signame(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return "unknown signal"
 
 
 class Runtime(ABC):
@@ -49,17 +83,40 @@ class Runtime(ABC):
 
     @contextmanager
     def session(self, servers: list[str], proxies: list[str]) -> Iterator[None]:
-        """The lab up for one command: brought up when it was not running and down again
-        afterwards, Ctrl-C included; a lab the user brought up stays up."""
-        started_here = self.running() is None
+        """The lab up for one command: brought up when nothing of it was running, and down
+        again afterwards, Ctrl-C included. A lab the user brought up stays up, and where
+        part of it is down only that part is restarted."""
+        present = self.services()
+        started_here = not present
         if started_here:
             print(f"asgilab: the lab is not running; starting it ({self.name}) ...", flush=True)
+        else:
+            dead = [s for s in present if s in [*servers, *proxies] and not self.alive(s).alive]
+            for svc in dead:
+                state = self.alive(svc)
+                print(f"asgilab: {svc} is down ({state.exit or 'exit status unknown'}); restarting "
+                      "it and leaving the rest of your lab as it is ...", flush=True)
+                self.restart(svc)
         try:
             self.up(servers, proxies)
             yield
         finally:
             if started_here:
                 self.down()
+
+    @abstractmethod
+    def services(self) -> list[str]:
+        """The services of the lab as it was brought up (servers and proxies, running or
+        not); empty when no lab was brought up."""
+
+    @abstractmethod
+    def alive(self, service: str) -> Liveness:
+        """Whether a server variant or proxy runs, and how it ended if it does not."""
+
+    @abstractmethod
+    def restart(self, service: str) -> None:
+        """Starts a service that is down again, as it was started, and returns once it
+        answers; what still runs of it is stopped first."""
 
     @abstractmethod
     def down(self) -> None:

@@ -18,12 +18,18 @@ from pathlib import Path
 
 from asgilab import catalog, images, paths
 from asgilab.errors import LabError
-from asgilab.runtime.base import Runtime, port_base
+from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base
+from asgilab.runtime.engine import Engine
 
 DEFAULT_PROJECT = "asgilab"
 READY_TIMEOUT_S = 180.0
 SHARED = Path("/lab/shared")  # the shared volume inside containers
 HEALTH_PORT = 8099
+
+
+def _addresses(inspected: dict) -> dict[str, str]:
+    nets = (inspected.get("NetworkSettings") or {}).get("Networks") or {}
+    return {name: n.get("IPAddress", "") for name, n in nets.items()}
 
 
 def compose_command() -> list[str] | None:
@@ -204,6 +210,71 @@ class ComposeRuntime(Runtime):
             return None
         return {"runtime": self.name, "servers": list(catalog.load_servers()),
                 "proxies": list(catalog.load_proxies())}
+
+    # -- liveness: the engine's own account of each container -------------------------
+    def _engine(self) -> Engine:
+        if not hasattr(self, "_engine_client"):
+            self._engine_client = Engine()
+        return self._engine_client
+
+    def _container(self, service: str) -> dict | None:
+        found = self._engine().containers(project(), service)
+        return found[0] if found else None
+
+    def services(self) -> list[str]:
+        wanted = [*catalog.load_servers(), *catalog.load_proxies()]
+        if inside():
+            return wanted
+        present = set(self.states())
+        return [s for s in wanted if s in present]
+
+    def alive(self, service: str) -> Liveness:
+        try:
+            found = self._container(service)
+        except LabError as exc:
+            # Nothing can be told without the engine: not a verdict on the server.
+            return Liveness(service, True, f"unknown ({exc})")
+        if found is None:
+            return Liveness(service, False, "no container")
+        state = self._engine().inspect(found["Id"])["State"]
+        if state.get("Running") and not state.get("Restarting"):
+            return Liveness(service, True)
+        how = describe_exit(state.get("ExitCode"), container=True) or state.get("Status", "stopped")
+        if state.get("OOMKilled"):
+            how += ", killed for lack of memory"
+        return Liveness(service, False, how, self._engine().logs(found["Id"], tail=8))
+
+    def restart(self, service: str) -> None:
+        """Starts the service's container again and waits for its health check. A server
+        that comes back on another address is re-resolved by restarting the proxies (they
+        resolve upstream names once, at start-up)."""
+        engine = self._engine()
+        found = self._container(service)
+        if found is None:
+            raise LabError(f"cannot restart {service}: it has no container (make lab)")
+        before = _addresses(engine.inspect(found["Id"]))
+        engine.restart(found["Id"])
+        self._wait_container(found["Id"], service)
+        if service in catalog.load_servers() and _addresses(engine.inspect(found["Id"])) != before:
+            for proxy in catalog.load_proxies():
+                other = self._container(proxy)
+                if other is not None:
+                    engine.restart(other["Id"])
+                    self._wait_container(other["Id"], proxy)
+
+    def _wait_container(self, container: str, service: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            state = self._engine().inspect(container)["State"]
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Running") and health in (None, "healthy"):
+                return
+            if not state.get("Running") and state.get("Status") == "exited":
+                raise LabError(f"{service} exited again on restart "
+                               f"({describe_exit(state.get('ExitCode'), container=True)})")
+            if time.monotonic() > deadline:
+                raise LabError(f"{service} not healthy {READY_TIMEOUT_S:.0f}s after its restart")
+            time.sleep(0.5)
 
     # -- what results record -----------------------------------------------------------
     def ca(self) -> str | None:

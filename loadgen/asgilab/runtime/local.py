@@ -16,16 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-from asgilab import catalog, certs, paths, render
+from asgilab import catalog, certs, paths, render, supervise, topology
 from asgilab.errors import LabError
-from asgilab.procs import signal_group
-from asgilab.runtime.base import Runtime
+from asgilab.runtime.base import Liveness, Runtime, describe_exit
 from asgilab.tools import probe
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 40.0
 STOP_GRACE_S = 5.0
 BIN_DIR = Path(sys.executable).parent
+SUPERVISOR = supervise.__file__  # run as a script: servers run with the app's folder as cwd
 
 
 def which(tool: str) -> str | None:
@@ -85,25 +85,58 @@ class LocalRuntime(Runtime):
         return HOST
 
     # -- state -------------------------------------------------------------------------
+    # state.json: {"runtime", "servers", "proxies", "started_at", "procs": {name: {"pid",
+    # "start_time", "service", "argv", "cwd"}}}; each process runs under asgilab.supervise,
+    # which writes <logs>/<name>.exit when it ends.
     def _state(self) -> dict | None:
         try:
-            return json.loads(self.state_file.read_text())
+            state = json.loads(self.state_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+        return state if "procs" in state else None
+
+    @staticmethod
+    def _proc_alive(proc: dict) -> bool:
+        pid = proc["pid"]
+        return pid_alive(pid) and not _reaped(pid) and start_time(pid) == proc.get("start_time")
 
     def _ours(self, state: dict) -> list[int]:
         """Recorded pids that still belong to the processes we started."""
-        starts = state.get("start_times", {})
-        return [
-            pid for name, pid in state.get("pids", {}).items()
-            if pid_alive(pid) and start_time(pid) == starts.get(name, start_time(pid))
-        ]
+        return [p["pid"] for p in state["procs"].values() if self._proc_alive(p)]
 
     def running(self) -> dict | None:
         state = self._state()
-        if not state or len(self._ours(state)) != len(state["pids"]):
+        if not state or len(self._ours(state)) != len(state["procs"]):
             return None
         return state
+
+    def services(self) -> list[str]:
+        state = self._state()
+        return [*state["servers"], *state["proxies"]] if state else []
+
+    def alive(self, service: str) -> Liveness:
+        state = self._state()
+        procs = {n: p for n, p in (state or {}).get("procs", {}).items() if p["service"] == service}
+        if not procs:
+            return Liveness(service, False, "not started")
+        for name, proc in procs.items():
+            if not self._proc_alive(proc):
+                return Liveness(service, False, self._exit_of(name), self._log_tail(name))
+        return Liveness(service, True)
+
+    def _exit_of(self, name: str) -> str:
+        try:
+            code = json.loads((self.dir / "logs" / f"{name}.exit").read_text())["returncode"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return "exit status unknown: its supervisor is gone too"
+        return f"{name}: {describe_exit(code)}"
+
+    def _log_tail(self, name: str, lines: int = 8) -> str:
+        try:
+            text = (self.dir / "logs" / f"{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
 
     def ca(self) -> str | None:
         return str(self.certs().ca)
@@ -128,19 +161,10 @@ class LocalRuntime(Runtime):
                 "stop what holds them, or set LAB_PORT_BASE to another range"
             )
         tls = self.certs()
-        logs = self.dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
         variants = catalog.load_servers()
-        pids: dict[str, int] = {}
-        starts: dict[str, str | None] = {}
-        state = {
-            "runtime": self.name,
-            "servers": servers,
-            "proxies": proxies,
-            "pids": pids,
-            "start_times": starts,
-            "started_at": time.time(),
-        }
+        procs: dict[str, dict] = {}
+        state = {"runtime": self.name, "servers": servers, "proxies": proxies, "procs": procs,
+                 "started_at": time.time()}
         try:
             for li in topo.listeners:
                 argv = [
@@ -150,36 +174,63 @@ class LocalRuntime(Runtime):
                     for a in variants[li.server].commands[li.kind]
                 ]
                 argv[0] = require(argv[0], "run `make setup` (installs servers/requirements.txt)")
-                pids[li.name] = self._spawn(li.name, argv, paths.APP_DIR, logs)
-                starts[li.name] = start_time(pids[li.name])
+                procs[li.name] = self._spawn(li.name, li.server, argv, paths.APP_DIR)
                 self._save(state)
             for name in proxies:
                 argv = self._proxy_argv(name, tools[name], topo, tls)
-                pids[name] = self._spawn(name, argv, self.dir / name, logs)
-                starts[name] = start_time(pids[name])
+                procs[name] = self._spawn(name, name, argv, self.dir / name)
                 self._save(state)
-            self._wait_ready(topo, pids, logs, tls)
+            self._wait_ready(topo, procs, tls)
         except BaseException:
             self.down()
             raise
+
+    def restart(self, service: str) -> None:
+        state = self._state()
+        if not state or service not in [*state["servers"], *state["proxies"]]:
+            raise LabError(f"cannot restart {service}: the lab ({self.name}) did not start it")
+        mine = {n: p for n, p in state["procs"].items() if p["service"] == service}
+        for proc in mine.values():
+            _killpg(proc["pid"], signal.SIGKILL)  # what is left of it (a worker child)
+            _reaped(proc["pid"])
+        topo = self.topology(state["servers"], state["proxies"])
+        ports = [li.port for li in topo.listeners if li.server == service]
+        ports += [f.port for f in topo.frontends if f.proxy == service]
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(not port_free(p) for p in ports) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the killed process's sockets close with it
+        for name, proc in mine.items():
+            state["procs"][name] = self._spawn(name, service, proc["argv"], Path(proc["cwd"]))
+        self._save(state)
+        part = topology.Topology(
+            tuple(li for li in topo.listeners if li.server == service),
+            tuple(f for f in topo.frontends if f.proxy == service), ())
+        self._wait_ready(part, {n: state["procs"][n] for n in mine}, self.certs())
 
     def _save(self, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def _spawn(self, name: str, argv: list[str], cwd: Path, logs: Path) -> int:
+    def _spawn(self, name: str, service: str, argv: list[str], cwd: Path) -> dict:
+        """Starts one process under the supervisor, in a group of its own (Ctrl-C in the
+        shell does not reach it; `make down` signals the group)."""
         cwd.mkdir(parents=True, exist_ok=True)
+        logs = self.dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        status = logs / f"{name}.exit"
+        status.unlink(missing_ok=True)
         with (logs / f"{name}.log").open("wb") as log:
             proc = subprocess.Popen(
-                argv,
+                [sys.executable, SUPERVISOR, str(status), "--", *argv],
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: Ctrl-C in the shell does not reach it
+                start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        return proc.pid
+        return {"pid": proc.pid, "start_time": start_time(proc.pid), "service": service,
+                "argv": argv, "cwd": str(cwd)}
 
     def _proxy_argv(self, name: str, binary: str, topo, tls: certs.CertPaths) -> list[str]:
         kind = catalog.load_proxies()[name]
@@ -202,17 +253,18 @@ class LocalRuntime(Runtime):
             ]
         raise LabError(f"the local runtime does not know how to start proxy {name!r}")
 
-    def _wait_ready(self, topo, pids: dict[str, int], logs: Path, tls) -> None:
+    def _wait_ready(self, topo, procs: dict[str, dict], tls) -> None:
+        logs = self.dir / "logs"
         deadline = time.monotonic() + READY_TIMEOUT_S
         pending = {li.name: li for li in topo.listeners}
         ports = {f"{f.proxy}:{f.port}": f for f in topo.frontends}
         while pending or ports:
-            for name, pid in pids.items():
-                if not pid_alive(pid) or _reaped(pid):
-                    tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()
+            for name, proc in procs.items():
+                if not self._proc_alive(proc):
+                    tail = self._log_tail(name, 1)
                     raise LabError(
-                        f"{name} exited during start-up: {tail[-1] if tail else 'no output'} "
-                        f"(log: {logs / (name + '.log')})"
+                        f"{name} exited during start-up ({self._exit_of(name)}): "
+                        f"{tail or 'no output'} (log: {logs / (name + '.log')})"
                     )
             for name, li in list(pending.items()):
                 scheme = "https" if li.kind in catalog.TLS_LISTENER_KINDS else "http"
@@ -238,15 +290,18 @@ class LocalRuntime(Runtime):
         state = self._state()
         if not state:
             return
-        pids = self._ours(state)
-        for pid in pids:
-            signal_group(pid, signal.SIGTERM)
+        # Every recorded group, its leader alive or not: a server's worker may outlive it.
+        groups = [p["pid"] for p in state["procs"].values()]
+        for pgid in groups:
+            _killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and any(pid_alive(p) and not _reaped(p) for p in pids):
+        while time.monotonic() < deadline and any(_group_exists(g) for g in groups):
+            for g in groups:
+                _reaped(g)
             time.sleep(0.1)
-        for pid in pids:
-            signal_group(pid, signal.SIGKILL)
-            _reaped(pid)
+        for pgid in groups:
+            _killpg(pgid, signal.SIGKILL)
+            _reaped(pgid)
         self.state_file.unlink(missing_ok=True)
 
     # -- versions ----------------------------------------------------------------------
@@ -279,6 +334,23 @@ def _first_version_line(tool: str, text: str) -> str:
         if "version" in line.lower() or tool in line.lower():
             return line.strip()
     return text.splitlines()[0].strip() if text else "unknown"
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reaped(pid: int) -> bool:

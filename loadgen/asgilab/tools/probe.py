@@ -7,6 +7,7 @@ is not blamed on the server.
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,9 @@ class ProbeResult:
     status_line: str | None = None  # raw HTTP/1.1 status line without CRLF, where there is one
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the last response's body, first 2 KiB
+    # False when no connection could be made (refused, unreachable, unresolved, timed
+    # out): nothing was heard from the server, so nothing may be concluded about it.
+    answered: bool = True
 
     @property
     def all_ok(self) -> bool:
@@ -76,11 +80,31 @@ def check(
                     res.ok_2xx += 1
     except (httpx.HTTPError, OSError, ValueError) as exc:  # h2 raises ValueError-ish too
         res.error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+        res.answered = bool(res.statuses) or not no_connection(exc)
     except Exception as exc:  # noqa: BLE001 - h2's protocol errors are not httpx errors
         res.error = f"{type(exc).__name__}: {exc}"[:300]
     if client in ("h1", "h1-tls") and res.statuses:
         res.status_line = raw_status_line(url, ca)
     return res
+
+
+def no_connection(exc: BaseException) -> bool:
+    """The connection itself failed: refused, unreachable, unresolved or timed out (a TLS
+    handshake the server answered, or a reset after connecting, are answers)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        if isinstance(seen, OSError) and seen.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH,
+                                                         errno.ENETUNREACH):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return isinstance(exc, httpx.ConnectError) and any(
+        m in text for m in ("Connection refused", "No route to host", "Name or service not known",
+                            "Temporary failure in name resolution"))
 
 
 def raw_status_line(url: str, ca: str | None = None, timeout: float = 5.0) -> str | None:

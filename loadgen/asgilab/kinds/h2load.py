@@ -1,0 +1,182 @@
+"""Kinds run by h2load: ``load`` (one endpoint, -n or -D) and ``page24`` (the talk's page:
+24 requests over 6 HTTP/1.1 connections or one h2 connection with 24 streams)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from asgilab import kinds, stats, verdicts
+from asgilab.kinds.base import RAW_OUTPUT_LIMIT, STATIC_PATH, Context, Kind, Recheck, Run, tail
+from asgilab.planning import PAGE_CALLS, PAGE_H1_CONNECTIONS, Cell, page_urls
+from asgilab.tools import h2load, h2load_log
+from asgilab.topology import Route
+
+RECHECK_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    path: str = "/query"
+    clients: int = 10  # -c
+    requests: int = 100  # -n (unless duration)
+    streams: int = 1  # -m
+    duration: float | None = None  # seconds of measurement (-D) instead of -n
+    warmup: float | None = None  # seconds before measurement starts (--warm-up-time)
+    rps: float | None = None  # fixed request rate per client (--rps)
+    body_size: int | None = None  # POST a body of this many bytes (-d)
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class PageParams:
+    delay: float = 3.0  # seconds each /message call sleeps
+    timeout_s: float = 300.0
+
+
+class _H2load(Kind):
+    tool = "h2load"
+
+    def argv(self, ctx: Context, cell: Cell, log_file: str | None) -> list[str]:
+        raise NotImplementedError
+
+    def in_flight(self, cell: Cell) -> int | None:
+        return None
+
+    def log_file(self, ctx: Context, cell: Cell) -> str | None:
+        return None
+
+    def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:
+        s = cell.scenario
+        log_file = self.log_file(ctx, cell)
+        argv = self.argv(ctx, cell, log_file)
+        extra = (getattr(s.params, "duration", None) or 0) + (getattr(s.params, "warmup", None) or 0)
+        limit = s.timeout_s + extra
+        ran = h2load.run(argv, timeout_s=limit)
+        one: dict = {"run": index + 1, "command": argv, "raw_output": ran.output[-RAW_OUTPUT_LIMIT:],
+                     "loadgen_cpu_pct": round(ran.cpu_pct, 1), "wall_s": round(ran.wall_s, 3)}
+        if ran.timed_out:
+            return Run(one, verdicts.Verdict(verdicts.Status.FAILED, f"h2load timed out after {limit:g}s",
+                                             tail(ran.output)))
+        try:
+            summary = h2load.parse(ran.output)
+        except h2load.ParseError as exc:
+            return Run(one, verdicts.Verdict(verdicts.Status.INVALID, f"{exc} (exit {ran.returncode})",
+                                             tail(ran.output)))
+        one.update(figures=summary.to_dict(), negotiated_protocol=summary.application_protocol,
+                   succeeded=summary.succeeded, failed=summary.total - summary.succeeded,
+                   finished_ms=summary.finished_ms, req_per_s=summary.req_per_s)
+        if log_file:
+            try:
+                one["_latencies_ms"] = h2load_log.latencies_ms(log_file)
+            finally:
+                Path(log_file).unlink(missing_ok=True)
+        judgement = verdicts.from_h2load(summary, cell.route, self.in_flight(cell), ctx.tool_checks)
+        if isinstance(judgement, verdicts.SecondOpinion) and not judgement.sample:
+            judgement.sample = tail(ran.output)
+        return Run(one, judgement)
+
+    def fold(self, result: dict, runs: list[dict]) -> None:
+        result["finished_ms"] = statistics.median(r["finished_ms"] for r in runs)
+        latencies = [x for r in runs for x in r.get("_latencies_ms", [])]
+        result["percentiles_ms"] = stats.percentiles(latencies) if latencies else None
+        result["loadgen_cpu_pct"] = max(r["loadgen_cpu_pct"] for r in runs)
+
+
+@kinds.register
+class LoadKind(_H2load):
+    name = "load"
+    Params = LoadParams
+    has_ceiling = True
+
+    def scenario_id(self, s) -> str:
+        p = s.params
+        parts = [p.path.strip("/").replace("/", "-") or "root"]
+        if p.body_size:
+            parts.append(f"post{p.body_size}")
+        parts.append(f"c{p.clients}")
+        parts.append(f"d{p.duration:g}" if p.duration else f"n{p.requests}")
+        if p.warmup:
+            parts.append(f"w{p.warmup:g}")
+        parts.append(f"m{p.streams}")
+        if p.rps:
+            parts.append(f"rps{p.rps:g}")
+        if s.repeat > 1:
+            parts.append(f"x{s.repeat}")
+        return "-".join(parts)
+
+    def label(self, s) -> str:
+        p = s.params
+        size = f" -n {p.requests}" if not p.duration else f" -D {p.duration:g}"
+        if p.warmup:
+            size += f" --warm-up-time {p.warmup:g}"
+        extra = f" --rps {p.rps:g}" if p.rps else ""
+        extra += f" POST {p.body_size} B" if p.body_size else ""
+        runs = f", {s.repeat} runs" if s.repeat > 1 else ""
+        return f"h2load -c {p.clients}{size} -m {p.streams}{extra} {p.path}{runs}"
+
+    def log_file(self, ctx: Context, cell: Cell) -> str | None:
+        # Percentiles come from per-request logs on sustained cells.
+        if cell.scenario.params.duration or cell.scenario.repeat > 1:
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            return str(ctx.work_dir / f"h2load-{os.getpid()}.log")
+        return None
+
+    def argv(self, ctx: Context, cell: Cell, log_file: str | None) -> list[str]:
+        p, r = cell.scenario.params, cell.route
+        return h2load.command(
+            [r.url(p.path)], r.client, p.clients, None if p.duration else p.requests, p.streams,
+            duration_s=p.duration, warmup_s=p.warmup, binary=ctx.h2load, rps=p.rps,
+            data_file=_body(ctx, p.body_size) if p.body_size else None, log_file=log_file,
+        )
+
+    def in_flight(self, cell: Cell) -> int | None:
+        p = cell.scenario.params
+        return p.clients * p.streams if p.duration else None
+
+    def recheck(self, cell: Cell) -> Recheck:
+        p = cell.scenario.params
+        if p.body_size:
+            return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, 15.0, "POST", b"x" * p.body_size)
+        return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, 15.0)
+
+    def ceiling_cell(self, cell: Cell, target: Route) -> Cell:
+        return Cell(cell.scenario.with_(path=STATIC_PATH, body_size=None, repeat=1), target)
+
+
+@kinds.register
+class PageKind(_H2load):
+    name = "page24"
+    Params = PageParams
+
+    def scenario_id(self, s) -> str:
+        return f"page24-d{s.params.delay:g}"
+
+    def label(self, s) -> str:
+        return (f"24-request page, {s.params.delay:g} s per request "
+                "(h1: 6 connections; h2: 1 connection)")
+
+    def argv(self, ctx: Context, cell: Cell, log_file: str | None) -> list[str]:
+        return page_argv(cell, ctx.h2load)
+
+    def recheck(self, cell: Cell) -> Recheck:
+        delay = cell.scenario.params.delay
+        return Recheck(page_urls(cell.route, delay)[0], 3, delay + 10)
+
+
+def page_argv(cell: Cell, binary: str = "h2load") -> list[str]:
+    """The talk's page as h2load runs it: 6 connections over HTTP/1.1, one with 24 streams over h2."""
+    r, delay = cell.route, cell.scenario.params.delay
+    clients, streams = (1, PAGE_CALLS) if r.is_h2 else (PAGE_H1_CONNECTIONS, 1)
+    return h2load.command(page_urls(r, delay), r.client, clients, PAGE_CALLS, streams,
+                          inactivity_timeout_s=delay + 15, binary=binary)
+
+
+def _body(ctx: Context, size: int) -> str:
+    path = ctx.work_dir / f"body-{size}.bin"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+    return str(path)

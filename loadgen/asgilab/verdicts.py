@@ -1,0 +1,272 @@
+"""Every rule that decides a cell's status lives here (the way h11's ``_state.py`` holds
+every rule of its state machine): pure functions from evidence to a ``Verdict``.
+
+Evidence comes from four places, one function each: the second client's route checks
+before any load, a load tool's own report (h2load, Locust, the browser), the second
+client's recheck when a tool saw failures, and the runtime's liveness of the server.
+
+One meaning for "needs a second opinion": a tool saw failures it cannot attribute. The
+rules return a ``SecondOpinion`` instead of a verdict; the matrix asks the second client
+(httpx) and ``from_second_opinion`` decides whether the route or the tool failed.
+
+The first law: ``unsupported`` comes only from a live server's own answer (an ALPN
+result, a refused preface, the app's ``/_lab/info``), never from a refused connection or
+a server that died; a dead server makes a cell ``failed`` with its exit status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from asgilab.tools.probe import empty_reason_phrase
+
+if TYPE_CHECKING:
+    from asgilab.runtime.base import Liveness
+    from asgilab.tools import h2load, locust
+    from asgilab.tools.probe import ProbeResult
+    from asgilab.topology import Route
+
+
+class Status(StrEnum):
+    OK = "ok"
+    UNSUPPORTED = "unsupported"  # the route does not offer its protocol: the server said so
+    FAILED = "failed"  # the route failed, and a second client (or the runtime) confirms it
+    INVALID = "invalid"  # the tool's view cannot be trusted: no figure, no blame
+
+
+@dataclass
+class Verdict:
+    status: Status
+    reason: str = ""
+    sample: str = ""
+
+
+@dataclass
+class SecondOpinion:
+    """A tool saw failures; httpx must say whether the route fails without load too.
+
+    ``tool_may_be_wrong``: the evidence could be the tool's own (responses it finished but
+    did not classify, a browser error): if httpx then gets verified 2xx, the cell is
+    ``invalid`` rather than ``failed``.
+    """
+
+    tool_said: str
+    tool_may_be_wrong: bool = False
+    tool_checks: dict[str, bool | None] = field(default_factory=dict)
+    sample: str = ""
+
+
+Judgement = Verdict | SecondOpinion
+
+UPSTREAM_NEGOTIATED = {"h1": "http/1.1", "h2c": "h2c", "h2": "h2"}
+CRASHING = "server keeps crashing"
+
+
+def ok() -> Verdict:
+    return Verdict(Status.OK)
+
+
+# -- the server's liveness -------------------------------------------------------------
+def crash_reason(state: Liveness) -> str:
+    """'server exited (signal 9)' / '(exit code 3)', with the last lines of its log."""
+    how = state.exit or "unknown exit status"
+    tail = f"; last lines of its log:\n{state.log_tail}" if state.log_tail else ""
+    return f"server {state.service} exited ({how}){tail}"
+
+
+def from_liveness(before: Liveness | None, after: Liveness | None) -> Verdict | None:
+    """A server that was dead before the cell, or died during it, decides the cell: nothing
+    a tool or probe saw then is about the server's support of anything."""
+    for state in (before, after):
+        if state is not None and not state.alive:
+            return Verdict(Status.FAILED, crash_reason(state).split("; last lines", 1)[0],
+                           state.log_tail)
+    return None
+
+
+def from_restarts(restarts: int, limit: int) -> Verdict | None:
+    if restarts > limit:
+        return Verdict(Status.FAILED, f"{CRASHING} (restarted {limit} times in this matrix)")
+    return None
+
+
+# -- the second client's route checks (before any load) ---------------------------------
+def expected_server_http_version(route: Route) -> str:
+    """The HTTP version the server itself must see: the upstream hop's, or the client's."""
+    if route.proxy == "direct":
+        return "2" if route.is_h2 else "1.1"
+    return "1.1" if route.upstream == "h1" else "2"
+
+
+def _no_answer(probe: ProbeResult) -> Verdict:
+    return Verdict(Status.FAILED, f"no answer from {probe.url}: {probe.error} (a refused or "
+                                  "timed-out connection says nothing about the server's protocols)")
+
+
+def from_route_checks(
+    route: Route, edge: ProbeResult, info: dict | None, upstream: ProbeResult | None
+) -> Verdict | None:
+    """Whether the route offers what it claims; None: go ahead and load it."""
+    if route.proxy != "direct" and upstream is not None:
+        want = UPSTREAM_NEGOTIATED[route.upstream]
+        if not upstream.answered:
+            return _no_answer(upstream)
+        if not upstream.all_ok or upstream.negotiated != want:
+            seen = upstream.error or f"negotiated {upstream.negotiated}, statuses {upstream.statuses}"
+            return Verdict(
+                Status.UNSUPPORTED,
+                f"{route.server} does not offer {route.upstream} upstream ({seen}); "
+                f"{route.proxy} cannot speak it to this server",
+            )
+    if not edge.answered:
+        return _no_answer(edge)
+    if not edge.all_ok:
+        seen = edge.error or f"statuses {edge.statuses}"
+        if route.proxy == "direct" and route.client in ("h2c", "h2"):
+            return Verdict(Status.UNSUPPORTED, f"{route.server} does not offer {route.negotiated}: {seen}")
+        return Verdict(Status.FAILED, f"{route.client} request to {route.url('/_lab/info')} failed: {seen}")
+    if edge.negotiated != route.negotiated:
+        offered = "h2 and http/1.1 by ALPN" if route.client == "h2" else route.client
+        return Verdict(
+            Status.UNSUPPORTED,
+            f"offered {offered}; {route.proxy if route.proxy != 'direct' else route.server} "
+            f"negotiated {edge.negotiated}",
+        )
+    want_http = expected_server_http_version(route)
+    seen_http = (info or {}).get("http_version")
+    if seen_http != want_http:
+        return Verdict(
+            Status.UNSUPPORTED,
+            f"{route.server} saw HTTP/{seen_http} where the route claims HTTP/{want_http} "
+            f"on the {'upstream hop' if route.proxy != 'direct' else 'connection'}"
+            + (f" ({route.proxy} fell back silently)" if route.proxy != "direct" else ""),
+        )
+    return None
+
+
+# -- a load tool's own report -----------------------------------------------------------
+def h2load_said(s: h2load.Summary) -> str:
+    return (
+        f"h2load: {s.succeeded} of {s.total} succeeded, {s.failed} failed, {s.errored} errored, "
+        f"{s.timeout} timed out; status classes {s.status_2xx}/{s.status_3xx}/{s.status_4xx}/"
+        f"{s.status_5xx} (2xx/3xx/4xx/5xx)"
+    )
+
+
+def from_h2load(
+    s: h2load.Summary,
+    route: Route,
+    in_flight: int | None = None,
+    tool_checks: dict[str, bool | None] | None = None,
+) -> Judgement:
+    """``in_flight`` (duration runs: clients × streams): h2load counts a status when headers
+    arrive and a request when it ends, and resets its counters when the warm-up ends, so a
+    response that straddles either edge of the window shifts the 2xx count against the done
+    count by up to the requests in flight. Every request done must still have succeeded.
+
+    The route check has already seen the route offer its protocol, so h2load negotiating
+    none is no verdict on the server (it may have stopped answering): a second opinion.
+    """
+    if s.application_protocol and s.application_protocol != route.negotiated:
+        return Verdict(
+            Status.INVALID,
+            f"h2load negotiated {s.application_protocol}, the route claims {route.negotiated}",
+        )
+    clean = s.failed == 0 and s.errored == 0 and s.timeout == 0
+    only_2xx = s.status_3xx == s.status_4xx == s.status_5xx == 0
+    edge = abs(s.status_2xx - s.done) <= in_flight if in_flight else s.status_2xx == s.done
+    if s.application_protocol and clean and only_2xx and s.done > 0 and s.succeeded == s.done and edge:
+        return ok()
+    # Responses h2load finished but could not put in a status class: it did not parse them.
+    unclassified = s.done - (s.status_2xx + s.status_3xx + s.status_4xx + s.status_5xx)
+    real_failures = s.status_4xx + s.status_5xx + s.errored + s.timeout
+    said = h2load_said(s)
+    if not s.application_protocol:
+        said += f"; it negotiated no protocol where the route check saw {route.negotiated}"
+    return SecondOpinion(
+        said,
+        tool_may_be_wrong=bool(s.application_protocol) and real_failures == 0 and unclassified > 0,
+        tool_checks=dict(tool_checks or {}),
+        sample="\n".join(s.warnings),
+    )
+
+
+def locust_said(res: locust.Result) -> str:
+    o = res.outcomes
+    top = "; ".join(f"{e['error'][:120]} ×{e['occurrences']}" for e in res.errors[:3])
+    return (f"Locust: {o.get('ok', 0)} verified, {o.get('status', 0)} non-2xx, "
+            f"{o.get('protocol', 0)} over another protocol, {o.get('error', 0)} errors"
+            + (f" ({top})" if top else ""))
+
+
+def from_locust(res: locust.Result, route: Route, want: str) -> Judgement:
+    """``want``: the HTTP version every response must have come over (HTTP/1.1, HTTP/2)."""
+    versions = {v: n for v, n in res.versions.items() if n}
+    others = {v: n for v, n in versions.items() if v != want}
+    if others:
+        seen = ", ".join(f"{v} ×{n}" for v, n in sorted(others.items()))
+        if not versions.get(want):
+            return Verdict(Status.UNSUPPORTED, f"Locust's responses came over {seen}; the route "
+                                               f"claims {route.negotiated} ({want}): no figure")
+        return Verdict(Status.INVALID, f"Locust's responses came over {want} ×{versions[want]} and "
+                                       f"{seen}; the route claims {want} only")
+    bad = res.outcomes.get("status", 0) + res.outcomes.get("error", 0) + res.outcomes.get("protocol", 0)
+    if bad or res.failures:
+        return SecondOpinion(locust_said(res), sample="\n".join(e["error"] for e in res.errors[:10]))
+    if res.succeeded == 0 or not res.req_per_s:
+        return Verdict(Status.FAILED, f"{locust_said(res)}: no verified response in the measurement window")
+    return ok()
+
+
+def from_browser(
+    route: Route, expected: str, calls: int, parsed: int, requests: list[dict],
+    document_protocol: str | None, error: str | None, console: list[str],
+) -> Judgement:
+    """The page's ``calls`` fetches: all 2xx, every one over ``expected`` (Resource Timing's
+    nextHopProtocol). A browser error is first the browser's: a second opinion."""
+    sample = "\n".join(console[-10:])
+    if error:
+        return SecondOpinion(f"browser: {error}", tool_may_be_wrong=True, sample=sample)
+    if parsed != calls or len(requests) != calls:
+        return Verdict(Status.FAILED, f"the page parsed {parsed} responses and the browser timed "
+                                      f"{len(requests)} fetches; it fires {calls}", sample)
+    bad = [r for r in requests if not (isinstance(r["status"], int) and 200 <= r["status"] < 300)]
+    if bad:
+        return Verdict(Status.FAILED, f"{len(bad)} of {calls} responses were not 2xx: "
+                                      f"statuses {sorted({str(r['status']) for r in bad})}", sample)
+    seen = {r["protocol"] for r in requests}
+    if document_protocol is not None:
+        seen.add(document_protocol)
+    if seen != {expected}:
+        return Verdict(Status.UNSUPPORTED, f"the route claims {expected}; Chromium's Resource Timing "
+                                           f"says {', '.join(sorted(p or '(empty)' for p in seen))}",
+                       sample)
+    return ok()
+
+
+# -- the second client's recheck --------------------------------------------------------
+def from_second_opinion(opinion: SecondOpinion, route: Route, second: ProbeResult) -> Verdict:
+    second_ok = second.all_ok and second.negotiated == route.negotiated
+    if second_ok and opinion.tool_may_be_wrong:
+        why = ""
+        if second.status_line is not None:
+            why = f"; the server's status line is {second.status_line + chr(13) + chr(10)!r}"
+            rejected = opinion.tool_checks.get("empty_reason_phrase") is False
+            if empty_reason_phrase(second.status_line) and rejected:
+                why += (" and this h2load rejects an empty reason phrase (self-check this run), "
+                        "which RFC 9112 allows")
+        return Verdict(
+            Status.INVALID,
+            f"{opinion.tool_said}, but httpx got {second.ok_2xx}/{second.attempts} 2xx over "
+            f"{second.negotiated}: the load tool rejects what the server sends{why}",
+            opinion.sample,
+        )
+    if second_ok:
+        return Verdict(Status.FAILED, f"{opinion.tool_said}; under load only: httpx then got "
+                                      f"{second.ok_2xx}/{second.attempts} 2xx over {second.negotiated} "
+                                      "one request at a time", opinion.sample)
+    seen = second.error or f"statuses {sorted(set(second.statuses))}"
+    return Verdict(Status.FAILED, f"{opinion.tool_said}; httpx also failed "
+                                  f"({second.ok_2xx}/{second.attempts} 2xx: {seen})", opinion.sample)
