@@ -13,6 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_config():
+    """Command-line values applied by one test's cli.main must not leak into the next."""
+    from asgilab import config
+
+    config.reset()
+    yield
+    config.reset()
+
+
 @pytest.fixture
 def lab_env(tmp_path, monkeypatch) -> dict[str, str]:
     """Private state, reports and a port range unlikely to meet a user's running lab."""

@@ -6,15 +6,17 @@ import argparse
 import signal
 import sys
 
-from asgilab import catalog, runtime
+from asgilab import catalog, config, runtime
 from asgilab.errors import LabError
 
 # Modules that add their own sub-commands: each has add_parser(subparsers) and sets
 # ``func`` on its parser. Add a module here to add a command.
 COMMAND_MODULES = (
     "asgilab.commands.lab", "asgilab.commands.matrix", "asgilab.commands.compose",
-    "asgilab.commands.features", "asgilab.commands.locust",
+    "asgilab.commands.features", "asgilab.commands.locust", "asgilab.commands.settings",
 )
+# Options a delegated command line leaves to the runtime that runs it (Runtime.delegate).
+NOT_FORWARDED = ("runtime",)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -44,11 +46,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unparse(action: argparse.Action, value: object) -> list[str]:
+    """The command-line words that give ``action`` this parsed value."""
+    flag = action.option_strings[-1] if action.option_strings else None
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        return [flag] if value != action.default else []
+    if isinstance(action, argparse._CountAction):
+        return [flag] * int(value or 0)
+    if type(action) is argparse._AppendAction:
+        return [w for v in value or () for w in (flag, str(v))]
+    if type(action) is not argparse._StoreAction:
+        raise TypeError(f"cannot forward {action.dest!r}: {type(action).__name__} is not supported")
+    if value is None:
+        return []
+    if action.nargs is None:
+        # A list from a type= splitter (``--servers a,b``) goes back as one comma-separated word.
+        words = [",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    else:
+        words = [str(v) for v in (value if isinstance(value, list) else [value])]
+    return [flag, *words] if flag else words
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command as ``python -m asgilab`` takes it, rebuilt from the parsed values (every
+    option explicit, so a default read from this process's environment travels too); the
+    options in NOT_FORWARDED are left out."""
+    # argparse has no public way to reach a sub-command's parser.
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    chosen = sub.choices[args.command]
+    words: list[str] = [args.command]
+    for action in chosen._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest in NOT_FORWARDED:
+            continue
+        if action.dest is argparse.SUPPRESS or not hasattr(args, action.dest):
+            continue
+        words += _unparse(action, getattr(args, action.dest))
+    return words
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. from CI or `timeout`) takes the same clean-up path as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = command_line(parser, args)
     try:
+        config.from_args(args)  # command-line values over the environment, for the whole process
         return int(args.func(args) or 0)
     except LabError as exc:
         print(f"asgilab: error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from asgilab import paths
+from asgilab import config, paths
 from asgilab.errors import LabError
 
 DOCKERFILES = ("servers/Dockerfile", "loadgen/Dockerfile", "proxy/nginx/Dockerfile",
@@ -116,7 +116,7 @@ def make_debian(tag: str, log: Callable[[str], None]) -> None:
     debootstrap = shutil.which("debootstrap", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
     if not debootstrap:
         raise LabError("debootstrap not found: run `make setup` (it installs loadgen/debian-packages.txt)")
-    mirror = os.environ.get("LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    mirror = config.get().debian_mirror
     work = Path(tempfile.mkdtemp(prefix="asgilab-rootfs-", dir=paths.state_dir()
                                  if paths.state_dir().exists() else None))
     try:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from asgilab import catalog, kinds, paths, results, stats, verdicts
+from asgilab import catalog, config, kinds, paths, results, stats, verdicts
 from asgilab.kinds.base import STATIC_PATH, Context, Kind, Run
 from asgilab.planning import Cell, page_urls, plan
 from asgilab.tools import probe
@@ -327,6 +327,7 @@ class Runner:
                 "server_workers": 1,
             },
             "placement": self.placement,
+            "config": config.get().record(),
             "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
             **described,
         }

@@ -1,11 +1,13 @@
-"""Where the lab's files are. Environment variables let tests and Compose relocate state."""
+"""Where the lab's files are. LAB_ROOT, LAB_STATE_DIR and LAB_REPORTS_DIR (asgilab.config)
+let tests and Compose relocate them."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-ROOT = Path(os.environ.get("LAB_ROOT", Path(__file__).resolve().parents[2]))
+from asgilab import config
+
+ROOT = config.root()
 SERVERS_DIR = ROOT / "servers"
 APP_DIR = SERVERS_DIR / "app"
 PROXY_DIR = ROOT / "proxy"
@@ -14,8 +16,8 @@ LOADGEN_DIR = ROOT / "loadgen"
 
 def state_dir() -> Path:
     """Run-time state (pids, logs, rendered configs, certificates); never committed."""
-    return Path(os.environ.get("LAB_STATE_DIR", ROOT / ".lab"))
+    return config.get().state_dir
 
 
 def reports_dir() -> Path:
-    return Path(os.environ.get("LAB_REPORTS_DIR", ROOT / "reports"))
+    return config.get().reports_dir

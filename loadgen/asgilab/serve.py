@@ -22,14 +22,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from asgilab import catalog, paths, topology
+from asgilab import catalog, config, paths, topology
 from asgilab.runtime.base import port_base
 
 BIND = "0.0.0.0"
 
 
 def certs_dir() -> Path:
-    return Path(os.environ.get("LAB_CERTS_DIR", "/lab/shared/certs"))
+    return config.get().certs_dir
 
 
 def listeners(variant: str) -> list[topology.Listener]:

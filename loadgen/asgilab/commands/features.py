@@ -4,9 +4,8 @@ ASGI extensions, streaming, WSGI and limits; write reports/features/ and feature
 from __future__ import annotations
 
 import argparse
-import os
 
-from asgilab import catalog, cli, paths, report, runtime
+from asgilab import catalog, cli, config, paths, report, runtime
 from asgilab.features import registry, store
 from asgilab.features.runner import FeatureRunner
 
@@ -63,33 +62,20 @@ def cmd_features(args: argparse.Namespace) -> int:
         proxies = [p for p in proxies if any(x.startswith(p + "-") for x in args.paths)]
     registry.pick(registry.load(), args.features)  # fail fast on a bad id
     rt = runtime.get(args.runtime)
-    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
-        return _on_compose(rt, args, servers, proxies)
     try:
         with rt.session(servers, proxies):
-            topo = rt.topology(servers, proxies)
-            totals = probe_lab(rt, topo, args.paths, args.features, args.redo, args.verbose)
+            code = rt.delegate(args)
+            if code is None:
+                topo = rt.topology(servers, proxies)
+                totals = probe_lab(rt, topo, args.paths, args.features, args.redo, args.verbose)
     finally:
-        if not os.environ.get("LAB_INSIDE"):
+        if not config.get().inside:  # inside a container, the host writes the report
             write_outputs()
             print(f"asgilab: report: {report.write()}")
+    if code is not None:
+        return code
     shown = ", ".join(f"{totals.get(s, 0)} {s}" for s in
                       (store.SUPPORTED, store.UNSUPPORTED, store.BROKEN, store.DROPPED))
     print(f"asgilab: {totals['ran']} targets probed, {totals['skipped']} skipped; cells: {shown}")
     return 0
 
-
-def _on_compose(rt, args: argparse.Namespace, servers: list[str], proxies: list[str]) -> int:
-    """Runs the probes inside the loadgen container; results land in the host's reports/."""
-    inner = ["features", "--runtime", "compose", "--servers", ",".join(servers),
-             "--proxies", ",".join(proxies)]
-    for flag, value in (("--paths", args.paths), ("--features", args.features)):
-        if value:
-            inner += [flag, ",".join(value)]
-    inner += [f for f, on in (("--redo", args.redo), ("--verbose", args.verbose)) if on]
-    try:
-        with rt.session(servers, proxies):
-            return rt.run_in_loadgen(inner)
-    finally:
-        write_outputs()
-        print(f"asgilab: report: {report.write()}")

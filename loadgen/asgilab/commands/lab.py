@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections import Counter
 
-from asgilab import cli, matrix, runtime
+from asgilab import cli, config, matrix, runtime
 from asgilab.topology import PROTOCOL_LABEL
 
 
@@ -30,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def published_url(route) -> str:
     """The URL a user opens: Compose publishes every port on 127.0.0.1 with the same number."""
-    host = os.environ.get("LAB_PUBLISHED_HOST") or route.host
+    host = config.get().published_host or route.host
     return route.url("/").replace(f"//{route.host}:", f"//{host}:", 1)
 
 
@@ -51,16 +50,17 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"with the {rt.name} runtime ...", flush=True)
     rt.up(servers, proxies)
     print(f"asgilab: the lab is up ({rt.name}); checking every route over its protocol ...", flush=True)
-    code = _check(rt, servers, proxies)
+    # The same selection, checked by `check` (its options are the same as up's).
+    code = _check(rt, ["check", *args.argv[1:]], servers, proxies)
     print("asgilab: `make matrix` measures them, `make down` stops the lab")
     return code
 
 
-def _check(rt, servers: list[str], proxies: list[str]) -> int:
-    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
-        # Routes are checked from inside the network, as the load tools will reach them.
-        return rt.run_in_loadgen(["check", "--runtime", "compose", "--servers", ",".join(servers),
-                                  "--proxies", ",".join(proxies)])
+def _check(rt, command: argparse.Namespace | list[str], servers: list[str], proxies: list[str]) -> int:
+    # Routes are checked where the runtime runs commands, as the load tools will reach them.
+    code = rt.delegate(command)
+    if code is not None:
+        return code
     topo = rt.topology(servers, proxies)
     runner = matrix.Runner(topo, rt.name, rt.ca(), {}, {}, "check")
     checks = {r.id: runner.check_route(r) for r in topo.routes}
@@ -76,13 +76,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if rt.running() is None:
         print(f"asgilab: the lab is not running ({rt.name}): `make lab` first")
         return 1
-    return _check(rt, servers, proxies)
+    return _check(rt, args, servers, proxies)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     # Stop both: a lab started by one runtime must not survive a switch of LAB_RUNTIME.
-    forced = args.runtime or os.environ.get("LAB_RUNTIME")
-    names = [forced] if forced and forced != "auto" else ["local"] + (
+    forced = config.get().runtime  # --runtime over LAB_RUNTIME
+    names = [forced] if forced != "auto" else ["local"] + (
         ["compose"] if runtime.docker_engine_answers() else []
     )
     for name in names:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from asgilab import paths, runtime
+from asgilab import config, paths, runtime
 from asgilab.errors import LabError
 from asgilab.runtime.base import port_base
 from asgilab.tools import locust, probe
@@ -57,7 +56,7 @@ def cmd_locust_ui(args: argparse.Namespace) -> int:
                 out_prefix=str(paths.state_dir() / "locust-ui" / "out"), delay=args.delay,
                 workers=args.workers, master_port=locust.master_port(port_base()),
                 web_port=locust.web_port(port_base()),
-                web_host=os.environ.get("LAB_LOCUST_WEB_HOST", "127.0.0.1"),
+                web_host=config.get().locust_web_host,
             )
             processes, t0 = locust.start(plan, paths.state_dir() / "locust-ui")
             print(f"asgilab: Locust's web UI: http://{plan.web_host}:{plan.web_port}/  ({route.id}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from asgilab import catalog, cli, matrix, presets, report, runtime
+from asgilab import catalog, cli, config, matrix, presets, report, runtime
 from asgilab.runtime.base import port_base
 from asgilab.runtime.local import require
 from asgilab.tools import h2load_selfcheck
@@ -59,35 +59,44 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     wanted = args.proxies if args.proxies is not None else preset.proxies
     proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
     rt = runtime.get(args.runtime)
-
-    if rt.name == "compose" and not os.environ.get("LAB_INSIDE"):
-        return _on_compose(rt, args, preset, servers, proxies)
-
-    h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
+    # Distributed Locust where the runtime runs the command: its workers come from the runtime.
+    workers = max((s.workers for s in preset.scenarios if s.kind == "locust"), default=0)
+    summary = ""
     try:
         with rt.session(servers, proxies):
-            topo = rt.topology(servers, proxies)
-            cells = matrix.plan(preset, topo)
-            print(f"asgilab: preset {preset.name}: {len(cells)} cells "
-                  f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
-                  f"routes) on the {rt.name} runtime", flush=True)
-            if preset.features:
-                from asgilab.commands.features import probe_lab
-
-                probe_lab(rt, topo, preset.paths, redo=args.redo)
-            runner = matrix.Runner(
-                topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
-                tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt, port_base=port_base(),
-            )
-            try:
-                ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
-            finally:
-                runner.close()  # the browser, before the lab goes down
+            code = rt.delegate(args, locust_workers=workers)
+            if code is None:
+                ran, skipped = _measure(rt, args, preset, servers, proxies)
+                code, summary = 0, f"asgilab: {ran} cells run, {skipped} skipped"
     finally:
-        if not os.environ.get("LAB_INSIDE"):
+        if not config.get().inside:  # inside a container, the host writes the report
             _write_outputs(preset)
-    print(f"asgilab: {ran} cells run, {skipped} skipped")
-    return 0
+    if summary:
+        print(summary)
+    return code
+
+
+def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list[str],
+             proxies: list[str]) -> tuple[int, int]:
+    """Runs the preset's cells here, against a lab that is up: (cells run, cells skipped)."""
+    h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
+    topo = rt.topology(servers, proxies)
+    cells = matrix.plan(preset, topo)
+    print(f"asgilab: preset {preset.name}: {len(cells)} cells "
+          f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
+          f"routes) on the {rt.name} runtime", flush=True)
+    if preset.features:
+        from asgilab.commands.features import probe_lab
+
+        probe_lab(rt, topo, preset.paths, redo=args.redo)
+    runner = matrix.Runner(
+        topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
+        tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt, port_base=port_base(),
+    )
+    try:
+        return matrix.run_cells(cells, runner, redo=args.redo)
+    finally:
+        runner.close()  # the browser, before the lab goes down
 
 
 def _write_outputs(preset: presets.Preset) -> None:
@@ -97,21 +106,3 @@ def _write_outputs(preset: presets.Preset) -> None:
         write_outputs()
     print(f"asgilab: report: {report.write()}")
 
-
-def _on_compose(rt, args: argparse.Namespace, preset: presets.Preset, servers: list[str],
-                proxies: list[str]) -> int:
-    """Runs the driver inside the loadgen container; results land in the host's reports/."""
-    inner = ["matrix", "--runtime", "compose", "--preset", args.preset,
-             "--servers", ",".join(servers), "--proxies", ",".join(proxies)]
-    if args.redo:
-        inner.append("--redo")
-    if args.scenarios:
-        inner += ["--scenarios", ",".join(args.scenarios)]
-    if args.locust_workers is not None:
-        inner += ["--locust-workers", str(args.locust_workers)]
-    workers = max((s.workers for s in preset.scenarios if s.kind == "locust"), default=0)
-    try:
-        with rt.session(servers, proxies):
-            return rt.run_in_loadgen(inner, locust_workers=workers)
-    finally:
-        _write_outputs(preset)

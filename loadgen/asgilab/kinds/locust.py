@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata
 
-from asgilab import kinds, stats, verdicts
+from asgilab import config, kinds, stats, verdicts
 from asgilab.kinds.base import RAW_OUTPUT_LIMIT, STATIC_PATH, Context, Kind, Recheck, Run, tail
 from asgilab.planning import Cell, page_urls
 from asgilab.tools import locust
@@ -46,7 +46,7 @@ def plan(cell: Cell, out_prefix: str, port_base: int) -> locust.Plan:
         users=p.users, spawn_rate=p.spawn_rate, out_prefix=out_prefix, path=p.path,
         delay=p.delay, think=p.think, warmup=p.warmup or 0.0, duration=p.duration or 10.0,
         workers=p.workers, master_port=locust.master_port(port_base),
-        master_bind=os.environ.get("LAB_LOCUST_MASTER_BIND", "127.0.0.1"),
+        master_bind=config.get().locust_master_bind,
     )
 
 

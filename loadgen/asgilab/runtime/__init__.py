@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
+from asgilab import config
 from asgilab.errors import LabError
 from asgilab.runtime.base import Runtime
 
-RUNTIMES = ("local", "compose")
+RUNTIMES = config.RUNTIMES
 
 
 def docker_engine_answers() -> bool:
@@ -27,7 +27,7 @@ def docker_engine_answers() -> bool:
 
 def choose(name: str | None = None) -> str:
     """LAB_RUNTIME (or --runtime) forces one; otherwise Compose when an engine answers."""
-    name = name or os.environ.get("LAB_RUNTIME") or "auto"
+    name = name or config.get().runtime
     if name == "auto":
         return "compose" if docker_engine_answers() else "local"
     if name not in RUNTIMES:

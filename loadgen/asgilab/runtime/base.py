@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from asgilab import catalog, topology
-from asgilab.errors import LabError
+from asgilab import catalog, config, topology
 
-DEFAULT_PORT_BASE = 18000
+DEFAULT_PORT_BASE = config.BY_ATTR["port_base"].default
 
 
 def port_base() -> int:
-    raw = os.environ.get("LAB_PORT_BASE", str(DEFAULT_PORT_BASE))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise LabError(f"LAB_PORT_BASE={raw!r} is not a number") from None
-    if not 1024 <= value <= 65000:
-        raise LabError(f"LAB_PORT_BASE={value} is out of range; pick 1024..65000")
-    return value
+    """LAB_PORT_BASE, validated by the configuration."""
+    return config.get().port_base
 
 
 @dataclass(frozen=True)
@@ -137,3 +130,13 @@ class Runtime(ABC):
     def placement(self) -> dict[str, str]:
         """CPU placement of the lab's parts; empty when the runtime does not pin."""
         return {}
+
+    def delegate(self, command: argparse.Namespace | list[str], *, locust_workers: int = 0) -> int | None:
+        """Runs a command where this runtime runs its commands and returns its exit status;
+        None: here, in this process (the caller runs it).
+
+        ``command``: the parsed arguments (their ``argv``, as `cli.main` rebuilt it) or a
+        command line. ``locust_workers``: worker processes the command's Locust master expects
+        from the runtime.
+        """
+        return None

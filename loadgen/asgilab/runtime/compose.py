@@ -8,6 +8,7 @@ the runtime only answers where things are.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -16,12 +17,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from asgilab import catalog, images, paths
+from asgilab import catalog, config, images, paths
 from asgilab.errors import LabError
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base
 from asgilab.runtime.engine import Engine
 
-DEFAULT_PROJECT = "asgilab"
+DEFAULT_PROJECT = config.BY_ATTR["compose_project"].default
+CPUSET_PARTS = ("servers", "proxies", "loadgen")
 READY_TIMEOUT_S = 180.0
 SHARED = Path("/lab/shared")  # the shared volume inside containers
 HEALTH_PORT = 8099
@@ -47,27 +49,18 @@ def compose_command() -> list[str] | None:
 
 
 def inside() -> bool:
-    return bool(os.environ.get("LAB_INSIDE"))
+    """The driver runs in the loadgen container (LAB_INSIDE, set by its Dockerfile)."""
+    return config.get().inside
 
 
 def project() -> str:
-    return os.environ.get("LAB_COMPOSE_PROJECT", DEFAULT_PROJECT)
-
-
-def default_cpusets(cpus: int | None = None) -> dict[str, str]:
-    """Server under test alone on the last CPU; proxy and load generator share the rest."""
-    cpus = cpus or os.cpu_count() or 1
-    if cpus == 1:
-        return {"servers": "0", "proxies": "0", "loadgen": "0"}
-    rest = "0" if cpus == 2 else f"0-{cpus - 2}"
-    return {"servers": str(cpus - 1), "proxies": rest, "loadgen": rest}
+    return config.get().compose_project
 
 
 def cpusets() -> dict[str, str]:
-    out = default_cpusets()
-    for part in out:
-        out[part] = os.environ.get(f"LAB_CPUSET_{part.upper()}", out[part])
-    return out
+    """LAB_CPUSET_<PART> of each part (defaults: `config.default_cpusets`)."""
+    cfg = config.get()
+    return {part: getattr(cfg, f"cpuset_{part}") for part in CPUSET_PARTS}
 
 
 class ComposeRuntime(Runtime):
@@ -281,13 +274,13 @@ class ComposeRuntime(Runtime):
         return str(SHARED / "certs" / "ca.pem") if inside() else None
 
     def placement(self) -> dict[str, str]:
-        if inside() and os.environ.get("LAB_PLACEMENT"):
-            return json.loads(os.environ["LAB_PLACEMENT"])
+        if inside() and config.get().placement:
+            return config.get().placement
         return {f"{part} cpuset": cpus for part, cpus in cpusets().items()}
 
     def versions(self) -> dict[str, str]:
-        if inside() and os.environ.get("LAB_TOOL_VERSIONS"):
-            return json.loads(os.environ["LAB_TOOL_VERSIONS"])
+        if inside() and config.get().tool_versions:
+            return config.get().tool_versions
         out: dict[str, str] = {}
         probes = {"nginx": ["nginx", "-v"], "haproxy": ["haproxy", "-v"], "envoy": ["envoy", "--version"]}
         for svc, argv in probes.items():
@@ -317,8 +310,11 @@ class ComposeRuntime(Runtime):
         driver starts (distributed mode across containers).
         """
         name = f"{project()}-driver-{os.getpid()}"
+        # The host's configuration that the driver inside records; the rest of compose.yaml's
+        # variables are interpolated here, on the host.
         extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
-                 "LAB_PLACEMENT": json.dumps(self.placement())}
+                 "LAB_PLACEMENT": json.dumps(self.placement()),
+                 **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
         if locust_workers:
             extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",
                          LAB_LOCUST_MASTER_PORT="5557", LAB_LOCUST_MASTER_HOST=name)
@@ -345,3 +341,12 @@ class ComposeRuntime(Runtime):
         finally:
             if locust_workers:
                 self.compose("--profile", "locust", "rm", "-s", "-f", "locust-worker", check=False)
+
+    def delegate(self, command: argparse.Namespace | list[str], *, locust_workers: int = 0) -> int | None:
+        """On the host, the command runs in a loadgen container (the tools measure across the
+        Compose network); inside it, here."""
+        if inside():
+            return None
+        argv = list(command) if isinstance(command, list) else list(command.argv)
+        # The last --runtime wins: whatever the host chose, inside is Compose.
+        return self.run_in_loadgen([*argv, "--runtime", self.name], locust_workers=locust_workers)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from asgilab import catalog, certs, paths, render, supervise, topology
+from asgilab import catalog, certs, config, paths, render, supervise, topology
 from asgilab.errors import LabError
 from asgilab.runtime.base import Liveness, Runtime, describe_exit
 from asgilab.tools import probe
@@ -34,8 +34,7 @@ def which(tool: str) -> str | None:
     local = BIN_DIR / tool
     if local.exists():
         return str(local)
-    default = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
-    return shutil.which(tool, path=os.environ.get("LAB_TOOL_PATH", default))
+    return shutil.which(tool, path=config.get().tool_path)
 
 
 def require(tool: str, how: str = "run `make setup`") -> str:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from asgilab import config
 from asgilab.errors import LabError
 
 # The real binary first: Debian's /usr/bin/chromium is a shell wrapper that only adds
@@ -68,7 +69,7 @@ class PageRun:
 
 def executable() -> str:
     """Debian's Chromium, or $LAB_CHROMIUM; a LabError says how to get it."""
-    wanted = os.environ.get("LAB_CHROMIUM")
+    wanted = config.get().chromium
     for name in ([wanted] if wanted else CANDIDATES):
         found = name if Path(name).is_file() and os.access(name, os.X_OK) else shutil.which(name)
         if found:

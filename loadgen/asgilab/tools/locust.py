@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asgilab import paths, stats
+from asgilab import config, paths, stats
 
 LOCUSTFILE = paths.LOADGEN_DIR / "locustfiles" / "lab.py"
 PAGE_METHOD = "PAGE"  # the locustfile's journey entries; not HTTP requests
@@ -45,16 +45,17 @@ def user_class(kind: str, client: str) -> str:
 
 
 def master_port(port_base: int) -> int:
-    return int(os.environ.get("LAB_LOCUST_MASTER_PORT", port_base + MASTER_PORT_OFFSET))
+    """LAB_LOCUST_MASTER_PORT, by default after the lab's listeners."""
+    return config.get().locust_master_port or port_base + MASTER_PORT_OFFSET
 
 
 def web_port(port_base: int) -> int:
-    return int(os.environ.get("LAB_LOCUST_WEB_PORT", port_base + WEB_PORT_OFFSET))
+    return config.get().locust_web_port or port_base + WEB_PORT_OFFSET
 
 
 def external_workers() -> bool:
     """Workers started by someone else (Compose ``--scale``): the driver starts the master only."""
-    return os.environ.get("LAB_LOCUST_EXTERNAL_WORKERS", "") not in ("", "0")
+    return config.get().locust_external_workers
 
 
 # -- command lines ------------------------------------------------------------------------
