@@ -7,7 +7,7 @@ ROUTE   ?= granian.direct.h2
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline locust-ui
+.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline locust-ui compose-file
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make routes    list the routes; make check requests each over its protocol; make status"
 	@echo "make images    build the Compose images (base images pulled, or made offline when no registry answers)"
+	@echo "make compose-file  regenerate compose.yaml from servers/catalog.toml and proxy/ (after adding a variant)"
 	@echo "make images-offline  make every base image from Debian packages and wheels fetched on the host"
 	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
@@ -54,6 +55,9 @@ images: setup
 
 images-offline: setup
 	@$(ASGILAB) images --offline
+
+compose-file: setup
+	@$(ASGILAB) compose-file
 
 matrix: setup
 	@$(ASGILAB) matrix --preset $(PRESET) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Formatter
 
-from asgilab import paths
+from asgilab import config, paths
 from asgilab.errors import LabError
 
 # clear and tls serve the routes; quic and wsgi serve only the feature probes.
@@ -19,23 +21,112 @@ HEALTH_CHECKED_KINDS = ("clear", "tls", "quic")
 CLIENT_PROTOCOLS = ("h1", "h1-tls", "h2c", "h2")
 UPSTREAM_PROTOCOLS = ("h1", "h2c", "h2")
 
+Param = str | int | float
+# Placeholders every server command may use; a variant's params add their own names.
+SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile")
+DEFAULT_PARAMS: dict[str, Param] = {"workers": 1}
+VARIANT_KEYS = ("description", "packages", "listeners", "params", "extends")
+PROXY_KEYS = ("description", "template", "config_name", "upstreams", "edges", "binary", "command")
+# A variant's name is its Compose service and host name (no "_": not a valid DNS label) and,
+# upper-cased with "-" as "_", part of environment variable names (LAB_PORTS_UVICORN_H2).
+NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+# Flags that set a process count: the count must come from params, so that results record it.
+WORKER_FLAGS = ("--workers", "-w")
+
+
+def _check_template(owner: str, template: str, known: set[str], hint: str = "") -> None:
+    """Every placeholder of ``template`` is a bare name with a value: a one-line LabError
+    naming the owner and the placeholder otherwise."""
+    for _, field_name, spec, conv in _parse(owner, template):
+        if field_name is None:
+            continue
+        if not field_name.isidentifier() or spec or conv:
+            raise LabError(f"{owner}: {{{field_name}}} in {template!r}: a placeholder is a bare name")
+        if field_name not in known:
+            raise LabError(f"{owner}: placeholder {{{field_name}}} in {template!r} has no value "
+                           f"({hint}known: {', '.join(sorted(known))})")
+
+
+def _parse(owner: str, template: str) -> list[tuple]:
+    try:
+        return list(Formatter().parse(template))
+    except ValueError as exc:
+        raise LabError(f"{owner}: bad template {template!r}: {exc}") from None
+
 
 @dataclass(frozen=True)
 class ServerVariant:
+    """One way to run the app: a server, its launch command per listener and its parameters.
+
+    Construction validates: every placeholder has a value, every parameter is used, and a
+    process count comes from ``params.workers``, so that what a result records is what ran.
+    """
+
     name: str
     description: str
     packages: tuple[str, ...]
     commands: dict[str, tuple[str, ...]]  # listener kind -> argv template
+    params: dict[str, Param] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    extends: str | None = None
+
+    def __post_init__(self) -> None:
+        owner = f"server {self.name}"
+        object.__setattr__(self, "params", {**DEFAULT_PARAMS, **self.params})
+        for key, value in self.params.items():
+            if key in SERVER_PLACEHOLDERS or not key.isidentifier():
+                raise LabError(f"{owner}: params.{key} is not a parameter name "
+                               f"({', '.join(SERVER_PLACEHOLDERS)} are filled in per listener)")
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise LabError(f"{owner}: params.{key} = {value!r}: a parameter is a string or a number")
+        known = set(SERVER_PLACEHOLDERS) | set(self.params)
+        used: set[str] = set()
+        for kind, argv in self.commands.items():
+            for arg in argv:
+                _check_template(f"{owner}, listener {kind}", arg, known, "set it in params; ")
+                used |= {f for _, f, _, _ in _parse(owner, arg) if f}
+            for flag, value in zip(argv, argv[1:], strict=False):
+                if flag in WORKER_FLAGS and value != "{workers}":
+                    raise LabError(f"{owner}, listener {kind}: {flag} {value}: write {flag} {{workers}} "
+                                   "and set params.workers, so that results record the count")
+        # workers = 1 is every variant's default: a server with no such option runs one process.
+        unused = sorted(k for k in set(self.params) - used if (k, self.params[k]) != ("workers", 1))
+        if unused:
+            raise LabError(f"{owner}: params {', '.join(unused)} set but used by no command")
+
+    def argv(self, kind: str, host: str, port: int, certfile: str | Path = "",
+             keyfile: str | Path = "") -> list[str]:
+        """The listener's command line: its template filled with the address, the TLS files
+        and the variant's params."""
+        if kind not in self.commands:
+            raise LabError(f"server {self.name} has no {kind} listener")
+        values = {**self.params, "host": host, "port": port, "certfile": certfile, "keyfile": keyfile}
+        return [a.format_map(values) for a in self.commands[kind]]
+
+    def rendered_commands(self) -> dict[str, list[str]]:
+        """Every listener's command with the params filled in and the per-listener
+        placeholders ({host}, {port}, ...) left as they are."""
+        values = {**self.params, **{k: "{" + k + "}" for k in SERVER_PLACEHOLDERS}}
+        return {k: [a.format_map(values) for a in argv] for k, argv in self.commands.items()}
 
     def config_files(self) -> dict[str, str]:
         """Configuration files its commands read (``--config F``, relative to the app), with
         their text: settings that change outcomes are recorded with every result."""
         out = {}
-        for argv in self.commands.values():
+        for argv in self.rendered_commands().values():
             for flag, value in zip(argv, argv[1:], strict=False):
                 if flag == "--config" and (paths.APP_DIR / value).is_file():
                     out[value] = (paths.APP_DIR / value).read_text()
         return out
+
+    def record(self) -> dict:
+        """What every result records about the variant (under ``settings``): what ran."""
+        return {
+            "server_extends": self.extends,
+            "server_params": dict(self.params),
+            "server_command": self.rendered_commands(),
+            "server_config": self.config_files(),
+            "server_workers": self.params.get("workers", 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -46,6 +137,17 @@ class ProxyKind:
     config_name: str
     upstreams: tuple[str, ...]
     edges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # edge kind -> client protocols
+    binary: str = ""  # the tool to find (local runtime) or run (in its container)
+    command: tuple[str, ...] = ()  # argv template: {binary} {config} {workdir} and settings
+
+    def argv(self, binary: str | Path, config: str | Path, workdir: str | Path, settings: dict) -> list[str]:
+        """The proxy's launch command for a rendered configuration; scalar settings from
+        proxy/settings.toml fill placeholders such as ``{workers}``."""
+        values = {k: v for k, v in settings.items() if isinstance(v, str | int | float)}
+        values.update(binary=binary, config=config, workdir=workdir)
+        for arg in self.command:
+            _check_template(f"proxy {self.name}", arg, set(values))
+        return [a.format_map(values) for a in self.command]
 
 
 def _load(path: Path) -> dict:
@@ -58,27 +160,76 @@ def _load(path: Path) -> dict:
         raise LabError(f"{path} is not valid TOML: {exc}") from None
 
 
+def catalog_path() -> Path:
+    """The server catalog: LAB_CATALOG points at another one (tests add variants that way)."""
+    return config.get().catalog
+
+
 def load_servers(path: Path | None = None) -> dict[str, ServerVariant]:
-    data = _load(path or paths.SERVERS_DIR / "catalog.toml")
+    """Every variant in catalog order; ``extends`` resolved (the parent's packages, listeners
+    and params, the variant's own tables on top)."""
+    tables = _load(path or catalog_path()).get("servers", {})
     out: dict[str, ServerVariant] = {}
-    for name, spec in data.get("servers", {}).items():
-        listeners = spec.get("listeners", {})
-        unknown = set(listeners) - set(LISTENER_KINDS)
-        if unknown:
-            raise LabError(f"server {name}: unknown listener kind(s) {sorted(unknown)}")
-        out[name] = ServerVariant(
-            name=name,
-            description=spec.get("description", ""),
-            packages=tuple(spec.get("packages", [])),
-            commands={k: tuple(v["command"]) for k, v in listeners.items()},
-        )
+    for name in tables:
+        out[name] = _variant(name, tables, ())
     return out
+
+
+def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
+    spec = tables[name]
+    if not NAME.fullmatch(name):
+        raise LabError(f"server {name}: a variant's name is lower-case letters, digits and single "
+                       "'-' (it names a Compose service, a host and LAB_PORTS_* variables)")
+    if not isinstance(spec, dict):
+        raise LabError(f"server {name}: expected a table")
+    unknown = sorted(set(spec) - set(VARIANT_KEYS))
+    if unknown:
+        raise LabError(f"server {name}: unknown key(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(VARIANT_KEYS)}")
+    listeners = spec.get("listeners", {})
+    bad = sorted(set(listeners) - set(LISTENER_KINDS))
+    if bad:
+        raise LabError(f"server {name}: unknown listener kind(s) {bad}")
+    commands: dict[str, tuple[str, ...]] = {}
+    for kind, table in listeners.items():
+        if not isinstance(table, dict) or set(table) != {"command"}:
+            raise LabError(f"server {name}: listener {kind} takes exactly one key, command")
+        commands[kind] = tuple(table["command"])
+    params = dict(spec.get("params", {}))
+    parent_name = spec.get("extends")
+    if parent_name is None:
+        return ServerVariant(name, spec.get("description", ""), tuple(spec.get("packages", [])),
+                             commands, params)
+    if parent_name not in tables:
+        raise LabError(f"server {name}: extends unknown server {parent_name!r}")
+    if parent_name in (name, *chain):
+        raise LabError(f"server {name}: extends itself through {' -> '.join((*chain, name, parent_name))}")
+    parent = _variant(parent_name, tables, (*chain, name))
+    merged = {**parent.params, **params}
+    changed = ", ".join(f"{k}={v}" for k, v in params.items())
+    return ServerVariant(
+        name=name,
+        description=spec.get("description") or f"{parent.description} ({changed or 'as is'})",
+        packages=tuple(spec.get("packages", parent.packages)),
+        commands={**parent.commands, **commands},
+        params=merged,
+        extends=parent_name,
+    )
 
 
 def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:
     data = _load(path or paths.PROXY_DIR / "proxies.toml")
     out: dict[str, ProxyKind] = {}
     for name, spec in data.get("proxies", {}).items():
+        if not NAME.fullmatch(name):
+            raise LabError(f"proxy {name}: a proxy's name is lower-case letters, digits and single '-'")
+        unknown = sorted(set(spec) - set(PROXY_KEYS))
+        if unknown:
+            raise LabError(f"proxy {name}: unknown key(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(PROXY_KEYS)}")
+        missing = [k for k in ("template", "config_name", "binary", "command") if k not in spec]
+        if missing:
+            raise LabError(f"proxy {name}: missing {', '.join(missing)}")
         edges = {k: tuple(v) for k, v in spec.get("edges", {}).items()}
         for protos in edges.values():
             bad = set(protos) - set(CLIENT_PROTOCOLS)
@@ -87,6 +238,8 @@ def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:
         bad = set(spec.get("upstreams", [])) - set(UPSTREAM_PROTOCOLS)
         if bad:
             raise LabError(f"proxy {name}: unknown upstream protocol(s) {sorted(bad)}")
+        for arg in spec["command"]:
+            _parse(f"proxy {name}", arg)
         out[name] = ProxyKind(
             name=name,
             description=spec.get("description", ""),
@@ -94,6 +247,8 @@ def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:
             config_name=spec["config_name"],
             upstreams=tuple(spec.get("upstreams", [])),
             edges=edges,
+            binary=spec["binary"],
+            command=tuple(spec["command"]),
         )
     return out
 

@@ -144,6 +144,9 @@ OPTIONS: tuple[Option, ...] = (
            lambda v, e: f"{e.get('PATH', '')}:/usr/sbin:/usr/local/sbin",
            "where to look for nginx, haproxy, envoy and h2load (after the lab's venv)",
            shown="`$PATH` and the sbin directories", recorded=True),
+    Option("catalog", "LAB_CATALOG", _path, lambda v, e: v["root"] / "servers" / "catalog.toml",
+           "the server catalog (another file adds variants for the local runtime and tests; the "
+           "Compose images carry `servers/catalog.toml`)", shown="`servers/catalog.toml`", recorded=True),
     Option("compose_project", "LAB_COMPOSE_PROJECT", _text, "asgilab", "Docker Compose project name"),
     _cpuset_option("servers", "CPUs of the server containers (Compose)", "the last CPU"),
     _cpuset_option("proxies", "CPUs of the proxy containers (Compose)", "the other CPUs"),

@@ -322,9 +322,7 @@ class Runner:
             },
             "settings": {
                 "proxy": self.settings if route.proxy != "direct" else None,
-                "server_command": {k: list(v) for k, v in variant.commands.items()},
-                "server_config": variant.config_files(),
-                "server_workers": 1,
+                **variant.record(),  # params, commands as they ran, config files, workers
             },
             "placement": self.placement,
             "config": config.get().record(),

@@ -12,7 +12,6 @@ the server image does not need the driver's dependencies.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import ssl
@@ -43,13 +42,12 @@ def listeners(variant: str) -> list[topology.Listener]:
 
 
 def argv_for(li: topology.Listener) -> list[str]:
-    template = catalog.load_servers()[li.server].commands[li.kind]
+    """The catalog's command for the listener; process counts and other parameters come
+    from the variant's params, the same ones every result records."""
     certs = certs_dir()
-    return [
-        a.format(host=BIND, port=li.port, certfile=certs / "cert.pem", keyfile=certs / "key.pem",
-                 workers=os.environ.get("LAB_WORKERS", "1"))
-        for a in template
-    ]
+    return catalog.load_servers()[li.server].argv(
+        li.kind, host=BIND, port=li.port, certfile=certs / "cert.pem", keyfile=certs / "key.pem"
+    )
 
 
 def run(variant: str) -> int:

@@ -84,8 +84,7 @@ class Spawner:
         port = self.port_base + PORT_OFFSET + index
         if not port_free(port, HOST):
             return f"private port {port} is taken"
-        argv = [a.format(host=HOST, port=port, workers=1, certfile="", keyfile="")
-                for a in self.servers[server].commands["clear"]]
+        argv = self.servers[server].argv("clear", host=HOST, port=port)
         argv[0] = which(argv[0]) or argv[0]
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = self.work_dir / f"private-{server}.log"

@@ -14,10 +14,9 @@ import os
 import shutil
 import subprocess
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from asgilab import catalog, config, images, paths
+from asgilab import catalog, composefile, config, images, paths
 from asgilab.errors import LabError
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base
 from asgilab.runtime.engine import Engine
@@ -25,8 +24,8 @@ from asgilab.runtime.engine import Engine
 DEFAULT_PROJECT = config.BY_ATTR["compose_project"].default
 CPUSET_PARTS = ("servers", "proxies", "loadgen")
 READY_TIMEOUT_S = 180.0
-SHARED = Path("/lab/shared")  # the shared volume inside containers
-HEALTH_PORT = 8099
+SHARED = Path(composefile.SHARED)  # the shared volume inside containers
+HEALTH_PORT = composefile.HEALTH_PORT
 
 
 def _addresses(inspected: dict) -> dict[str, str]:
@@ -81,14 +80,7 @@ class ComposeRuntime(Runtime):
 
     def env(self) -> dict[str, str]:
         """Everything compose.yaml interpolates: ports, cpusets, images, paths."""
-        topo = self.topology()
-        ranges: dict[str, list[int]] = defaultdict(list)
-        for li in topo.listeners:
-            routed = li.kind in catalog.ROUTE_LISTENER_KINDS
-            ranges[("LAB_PORTS_" if routed else "LAB_FEATURE_PORTS_") + li.server.upper()].append(li.port)
-        for f in topo.frontends:
-            ranges["LAB_PORTS_" + f.proxy.upper()].append(f.port)
-        env = {var: f"{min(p)}-{max(p)}" if len(p) > 1 else str(p[0]) for var, p in ranges.items()}
+        env = composefile.port_ranges(self.topology())
         env["LAB_PORT_BASE"] = str(port_base())
         for part, cpus in cpusets().items():
             env[f"LAB_CPUSET_{part.upper()}"] = cpus
@@ -116,6 +108,7 @@ class ComposeRuntime(Runtime):
     # -- lifecycle ---------------------------------------------------------------------
     def build(self, offline: bool | None = None) -> None:
         """Base images (official or stand-ins), then the lab's images."""
+        self.check_compose_file()
         images.resolve(offline, log=lambda m: print(m, flush=True))
         print("asgilab: building the lab's images (docker compose build) ...", flush=True)
         t0 = time.monotonic()
@@ -125,6 +118,16 @@ class ComposeRuntime(Runtime):
         self.compose("build", "--force-rm", "init", next(iter(catalog.load_servers())),
                      *catalog.load_proxies(), timeout=3600, capture=False)
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
+
+    def check_compose_file(self) -> None:
+        """compose.yaml must be the one the catalog generates: a variant added to the catalog
+        but missing there would not run (and its routes would fail as if it were broken).
+        It is not rewritten here: a hand edit is the user's to keep or drop."""
+        diff = composefile.differences(lines=8)
+        if diff:
+            changed = [ln for ln in diff[2:] if ln[:1] in "+-"][:2]
+            raise LabError("compose.yaml does not match servers/catalog.toml and proxy/: run "
+                           f"`make compose-file` (first difference: {' / '.join(changed)[:200]})")
 
     def up(self, servers: list[str], proxies: list[str]) -> None:
         if inside() or self.running():

@@ -152,7 +152,8 @@ class LocalRuntime(Runtime):
             return
         self.down()
         topo = self.topology(servers, proxies)
-        tools = {p: require(p) for p in proxies}
+        kinds = catalog.load_proxies()
+        tools = {p: require(kinds[p].binary) for p in proxies}
         taken = [p for p in topo.ports() if not port_free(p)]
         if taken:
             raise LabError(
@@ -166,12 +167,9 @@ class LocalRuntime(Runtime):
                  "started_at": time.time()}
         try:
             for li in topo.listeners:
-                argv = [
-                    a.format(
-                        host=HOST, port=li.port, certfile=tls.cert, keyfile=tls.key, workers=1
-                    )
-                    for a in variants[li.server].commands[li.kind]
-                ]
+                argv = variants[li.server].argv(
+                    li.kind, host=HOST, port=li.port, certfile=tls.cert, keyfile=tls.key
+                )
                 argv[0] = require(argv[0], "run `make setup` (installs servers/requirements.txt)")
                 procs[li.name] = self._spawn(li.name, li.server, argv, paths.APP_DIR)
                 self._save(state)
@@ -240,17 +238,7 @@ class LocalRuntime(Runtime):
         text = render.render(kind, topo, catalog.load_settings(), tls, workdir, HOST)
         config = workdir / kind.config_name
         config.write_text(text)
-        if name == "nginx":
-            return [binary, "-p", str(workdir), "-c", str(config)]
-        if name == "haproxy":
-            return [binary, "-db", "-f", str(config)]
-        if name == "envoy":
-            return [
-                binary, "-c", str(config), "--concurrency",
-                str(catalog.load_settings().get("workers", 1)),
-                "--disable-hot-restart", "--log-level", "warn",
-            ]
-        raise LabError(f"the local runtime does not know how to start proxy {name!r}")
+        return kind.argv(binary, config=config, workdir=workdir, settings=catalog.load_settings())
 
     def _wait_ready(self, topo, procs: dict[str, dict], tls) -> None:
         logs = self.dir / "logs"
