@@ -210,7 +210,7 @@ BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
 # Variables the driver generates for compose.yaml's interpolation (one per service or id),
 # not settings: nothing reads them back.
 GENERATED = ("LAB_PORTS_", "LAB_FEATURE_PORTS_", "LAB_REPORTS_HOST_DIR", "LAB_UID", "LAB_GID",
-             "LAB_HEALTH_PORT")
+             "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID")
 SOURCES = ("command line", "environment", "default")
 
 

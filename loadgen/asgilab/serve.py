@@ -71,7 +71,10 @@ def run(variant: str) -> int:
         for p in procs:
             if p.poll() is not None:
                 print(f"serve: {p.args[0]} exited with {p.returncode}", file=sys.stderr, flush=True)
-                code, stopping = p.returncode or 1, True
+                # A listener killed by signal N ends the container with 128+N, as a shell
+                # would report it, so that the runtime can say "signal 9".
+                code = 128 - p.returncode if p.returncode < 0 else (p.returncode or 1)
+                stopping = True
         time.sleep(0.5)
     for p in procs:
         if p.poll() is None:

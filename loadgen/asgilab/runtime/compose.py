@@ -20,6 +20,7 @@ from asgilab import catalog, composefile, config, images, paths
 from asgilab.errors import LabError
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base
 from asgilab.runtime.engine import Engine
+from asgilab.runtime.engine import socket_path as engine_socket
 
 DEFAULT_PROJECT = config.BY_ATTR["compose_project"].default
 CPUSET_PARTS = ("servers", "proxies", "loadgen")
@@ -86,6 +87,11 @@ class ComposeRuntime(Runtime):
             env[f"LAB_CPUSET_{part.upper()}"] = cpus
         env["LAB_REPORTS_HOST_DIR"] = str(paths.reports_dir().resolve())
         env["LAB_UID"], env["LAB_GID"] = str(os.getuid()), str(os.getgid())
+        env["LAB_DOCKER_SOCKET"] = engine_socket()
+        try:
+            env["LAB_DOCKER_GID"] = str(os.stat(env["LAB_DOCKER_SOCKET"]).st_gid)
+        except OSError:
+            env["LAB_DOCKER_GID"] = "0"
         bases = images.recorded().get("bases")
         if bases:
             env.update(images.build_env([images.Base(**b) for b in bases]))
