@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 NEAR_CEILING = 0.7  # a cell above this share of the ceiling may measure the load generator
 MAX_RESTARTS = 2  # per service and matrix; then its remaining cells fail without running
+SETTLE_S = 0.3
 
 __all__ = ["Cell", "RouteCheck", "Runner", "Verdict", "fold_runs", "page_urls", "plan",
            "repeat_runs", "run_cells"]
@@ -188,6 +189,11 @@ class Runner:
                     self._add_ceiling(result, cell, kind)
             _private(runs)
         after = self._liveness(services)
+        if verdict.status != Status.OK and all(st.alive for st in after.values()) and after:
+            # A verdict against the server needs it alive: give a dying one (a container
+            # on its way down) a moment to show it before the verdict stands.
+            time.sleep(SETTLE_S)
+            after = self._liveness(services)
         if not all(st.alive for st in after.values()):
             verdict = self._crashed(after)
         return self._finish(result, verdict, before, after)

@@ -34,6 +34,9 @@ def main(argv: list[str]) -> int:
         _write(status_file, {"returncode": 127, "error": str(exc), "started": started, "ended": time.time()})
         print(f"supervise: cannot start {command[0]}: {exc}", file=sys.stderr, flush=True)
         return 127
+    # While it runs, the file names the child: the runtime tells a killed child (a zombie
+    # for the instant before this process reaps it) from a live one without waiting.
+    _write(status_file, {"pid": proc.pid, "started": started})
     while True:
         try:
             code = proc.wait()

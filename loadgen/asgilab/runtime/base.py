@@ -84,7 +84,8 @@ class Runtime(ABC):
         if started_here:
             print(f"asgilab: the lab is not running; starting it ({self.name}) ...", flush=True)
         else:
-            dead = [s for s in present if s in [*servers, *proxies] and not self.alive(s).alive]
+            # Every dead part, selected or not: the proxies' configurations name every server.
+            dead = [s for s in present if not self.alive(s).alive]
             for svc in dead:
                 state = self.alive(svc)
                 print(f"asgilab: {svc} is down ({state.exit or 'exit status unknown'}); restarting "

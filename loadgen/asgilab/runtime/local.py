@@ -54,6 +54,30 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+def process_state(pid: int) -> str | None:
+    """The kernel's state letter of a process (R, S, Z for a zombie...), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def group_members(pgid: int) -> dict[int, str | None]:
+    """The processes of a process group, with their start times."""
+    out: dict[int, str | None] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            out[int(entry.name)] = fields[19]
+    return out
+
+
 def start_time(pid: int) -> str | None:
     """The kernel's start time of a process: tells our process from a recycled pid."""
     try:
@@ -99,6 +123,29 @@ class LocalRuntime(Runtime):
         pid = proc["pid"]
         return pid_alive(pid) and not _reaped(pid) and start_time(pid) == proc.get("start_time")
 
+    def _served(self, name: str, proc: dict) -> bool:
+        """The supervised process itself runs (not only its supervisor)."""
+        if not self._proc_alive(proc):
+            return False
+        status = self._status(name)
+        if status is None:
+            return True  # still starting
+        if "returncode" in status:
+            return False
+        if process_state(status["pid"]) in (None, "Z", "X"):
+            return False
+        # Every process the service had once ready (a server's workers): a killed worker
+        # is a crash even while its parent still runs for a moment.
+        return all(process_state(int(pid)) not in (None, "Z", "X") and start_time(int(pid)) == started
+                   for pid, started in proc.get("members", {}).items())
+
+    def _note_members(self, state: dict, names: list[str]) -> None:
+        for name in names:
+            proc = state["procs"][name]
+            proc["members"] = {str(pid): st for pid, st in group_members(proc["pid"]).items()
+                               if pid != proc["pid"]}
+        self._save(state)
+
     def _ours(self, state: dict) -> list[int]:
         """Recorded pids that still belong to the processes we started."""
         return [p["pid"] for p in state["procs"].values() if self._proc_alive(p)]
@@ -119,16 +166,27 @@ class LocalRuntime(Runtime):
         if not procs:
             return Liveness(service, False, "not started")
         for name, proc in procs.items():
-            if not self._proc_alive(proc):
+            if not self._served(name, proc):
                 return Liveness(service, False, self._exit_of(name), self._log_tail(name))
         return Liveness(service, True)
 
-    def _exit_of(self, name: str) -> str:
+    def _status(self, name: str) -> dict | None:
         try:
-            code = json.loads((self.dir / "logs" / f"{name}.exit").read_text())["returncode"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            return "exit status unknown: its supervisor is gone too"
-        return f"{name}: {describe_exit(code)}"
+            return json.loads((self.dir / "logs" / f"{name}.exit").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def _exit_of(self, name: str, wait_s: float = 2.0) -> str:
+        """How the process ended, from its supervisor's record (which lands a moment after
+        the process is gone)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            status = self._status(name) or {}
+            if "returncode" in status:
+                return f"{name}: {describe_exit(status['returncode'])}"
+            if time.monotonic() > deadline:
+                return f"{name}: exit status unknown (its supervisor recorded none)"
+            time.sleep(0.05)
 
     def _log_tail(self, name: str, lines: int = 8) -> str:
         try:
@@ -178,6 +236,7 @@ class LocalRuntime(Runtime):
                 procs[name] = self._spawn(name, name, argv, self.dir / name)
                 self._save(state)
             self._wait_ready(topo, procs, tls)
+            self._note_members(state, list(procs))
         except BaseException:
             self.down()
             raise
@@ -203,6 +262,7 @@ class LocalRuntime(Runtime):
             tuple(li for li in topo.listeners if li.server == service),
             tuple(f for f in topo.frontends if f.proxy == service), ())
         self._wait_ready(part, {n: state["procs"][n] for n in mine}, self.certs())
+        self._note_members(state, list(mine))
 
     def _save(self, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +307,7 @@ class LocalRuntime(Runtime):
         ports = {f"{f.proxy}:{f.port}": f for f in topo.frontends}
         while pending or ports:
             for name, proc in procs.items():
-                if not self._proc_alive(proc):
+                if not self._served(name, proc):
                     tail = self._log_tail(name, 1)
                     raise LabError(
                         f"{name} exited during start-up ({self._exit_of(name)}): "

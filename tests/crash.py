@@ -1,0 +1,112 @@
+"""Shared by the crash tests of both runtimes: run a matrix, kill a server in the middle of
+one of its cells, and read what the results say."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import ROOT
+
+PRESET = "smoke-sustained"
+SERVERS = "hypercorn,granian"
+VICTIM = "hypercorn"
+# What the bug said: a crash read as the server's lack of a protocol.
+WRONG = re.compile(r"Connection refused|negotiated no protocol|does not offer")
+
+
+def run_and_kill(env: dict[str, str], kill: Callable[[], str], timeout: float = 900) -> tuple[int, str, str]:
+    """Runs the matrix; at the start of the victim's second cell calls ``kill`` (which says
+    what it killed); returns (exit code, output, the killed cell's id)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asgilab", "matrix", "--preset", PRESET, "--servers", SERVERS, "--redo"],
+        cwd=ROOT / "loadgen", env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    timer = threading.Timer(timeout, proc.kill)  # bounded, whatever happens
+    timer.start()
+    seen: list[str] = []
+    killed_cell = ""
+    try:
+        victim_cells = 0
+        for line in proc.stdout:
+            seen.append(line)
+            m = re.match(r"\[\d+/\d+\](?: ETA \S+)? (\S+) (\S+) \.\.\.", line)
+            if m and not killed_cell and m.group(2).startswith(f"{VICTIM}."):
+                victim_cells += 1
+                if victim_cells == 2:
+                    killed_cell = f"{m.group(1)}__{m.group(2)}"
+                    seen.append(f"TEST: killed {kill()}\n")
+        proc.wait(timeout=60)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, "".join(seen), killed_cell
+
+
+def cells(reports: Path, runtime: str) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (reports / "results" / runtime).glob("*.json")}
+
+
+def check_crash_results(results: dict[str, dict], killed: str, output: str) -> None:
+    """The cell of the crash failed with the exit status; the server came back; nothing is
+    unsupported because of the crash; every result records the restart."""
+    assert killed and killed in results, output[-3000:]
+    cell = results[killed]
+    assert cell["status"] == "failed", (cell["status"], cell["reason"])
+    assert re.search(r"server hypercorn exited \(.*signal 9", cell["reason"]), cell["reason"]
+    assert cell["restarts"] == {VICTIM: 1}
+    assert "restarting hypercorn (1 of at most 2)" in output
+    later = [c for c in results.values() if c["route"]["server"] == VICTIM
+             and c["started_at"] > cell["finished_at"]]
+    assert later, "no cell of the victim ran after its restart"
+    assert any(c["status"] == "ok" for c in later), [(c["cell_id"], c["status"], c["reason"]) for c in later]
+    # Both servers offer every route of this preset: any unsupported cell would be the bug.
+    assert not [c["cell_id"] for c in results.values() if c["status"] == "unsupported"]
+    for c in results.values():
+        assert not WRONG.search(c["reason"]), (c["cell_id"], c["reason"])
+        if c["route"]["server"] == VICTIM and c is not cell:
+            assert "exited" not in c["reason"], (c["cell_id"], c["reason"])
+    # What the victim's later cells found is the live server's own answer, as before.
+    assert all(c["liveness"][VICTIM]["after"]["alive"] for c in later)
+
+
+def listening_pids(port: int) -> set[int]:
+    """Every process holding a listening TCP socket on ``port`` (a server's parent and its
+    workers share one), from /proc: psutil names one holder per socket."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{f[9]}]")
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                pids.add(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
