@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as fields_of
+from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from asgilab import kinds, paths
@@ -111,15 +112,18 @@ class Preset:
     features: bool = False  # also run the feature probes (asgilab.features) before the cells
 
 
-def load_all() -> dict[str, Preset]:
-    path = paths.LOADGEN_DIR / "presets.toml"
-    with path.open("rb") as f:
-        data = tomllib.load(f)
+def load_all(path: Path | None = None) -> dict[str, Preset]:
+    path = path or paths.LOADGEN_DIR / "presets.toml"
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"{path} is not valid TOML: {exc}") from None
     out = {}
     for name, spec in data.get("presets", {}).items():
         scenarios = []
         for i, raw in enumerate(spec.get("scenarios", []), 1):
-            where = f"presets.toml: preset {name}, scenario {i} ({raw.get('kind', 'no kind')})"
+            where = f"{path.name}: preset {name}, scenario {i} ({raw.get('kind', 'no kind')})"
             fields = dict(raw)
             scenarios.append(scenario(fields.pop("kind", None), where, **fields))
         out[name] = Preset(
