@@ -52,6 +52,18 @@ def run_and_kill(env: dict[str, str], kill: Callable[[], str], timeout: float = 
     return proc.returncode, "".join(seen), killed_cell
 
 
+def statuses_match_the_record(reports: Path, runtime: str) -> list[str]:
+    """The quick preset's cells and statuses against tests/data/quick-statuses.json
+    (recorded before the kinds and verdicts moved): what differs, one line each."""
+    want = json.loads((Path(__file__).parent / "data" / "quick-statuses.json").read_text())
+    got = {cid: c["status"] for cid, c in cells(reports, runtime).items()}
+    out = [f"{cid}: missing" for cid in sorted(set(want) - set(got))]
+    out += [f"{cid}: not in the record" for cid in sorted(set(got) - set(want))]
+    out += [f"{cid}: {want[cid]} then, {got[cid]} now ({cells(reports, runtime)[cid]['reason'][:160]})"
+            for cid in sorted(set(want) & set(got)) if want[cid] != got[cid]]
+    return out
+
+
 def cells(reports: Path, runtime: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (reports / "results" / runtime).glob("*.json")}
 

@@ -11,6 +11,7 @@ import pytest
 
 from asgilab import runtime
 from conftest import asgilab
+from crash import VICTIM, cells, check_crash_results, run_and_kill, statuses_match_the_record
 
 pytestmark = [pytest.mark.compose, pytest.mark.integration]
 
@@ -77,6 +78,25 @@ def test_quick_matrix_runs_inside_the_loadgen_container(compose_lab):
     assert "image" in cell["versions"]["tools"]["nginx"]  # which base image it came from
     html = (reports / "index.html").read_text()
     assert "compose" in html
+    assert statuses_match_the_record(reports, "compose") == []
+
+
+def test_a_killed_server_container_fails_its_cell_and_comes_back(compose_lab, tmp_path):
+    env, _, _ = compose_lab
+    env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}  # this run's cells only
+
+    def kill() -> str:
+        cid = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+                              "--filter", f"label=com.docker.compose.service={VICTIM}"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        assert len(cid) == 1, cid
+        subprocess.run(["docker", "kill", cid[0]], capture_output=True, timeout=60, check=True)
+        return f"container {cid[0]}"
+
+    code, output, killed = run_and_kill(env, kill)
+    assert code == 0, output[-3000:]
+    check_crash_results(cells(tmp_path / "reports", "compose"), killed, output)
+    assert asgilab("status", env=env).returncode == 0  # the lab stays up, as it was brought up
 
 
 def test_down_leaves_nothing_behind(compose_lab):

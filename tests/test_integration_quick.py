@@ -8,6 +8,7 @@ import pytest
 
 from asgilab import catalog
 from conftest import asgilab, lab_processes
+from crash import statuses_match_the_record
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,11 @@ def test_every_cell_has_a_status_and_ok_means_verified(quick_run):
     # Every server gets verified figures somewhere; no cell is both ok and unexplained.
     assert {r["server"] for r in rows if r["status"] == "ok"} == servers
     assert {r["client_protocol"] for r in rows if r["status"] == "ok"} == {"h1", "h2"}
+
+
+def test_same_cells_and_statuses_as_recorded(quick_run):
+    _, _, reports = quick_run
+    assert statuses_match_the_record(reports, "local") == []
 
 
 def test_uvicorn_direct_h2_is_unsupported_not_zero(quick_run):

@@ -13,20 +13,19 @@ output could not be trusted).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from asgilab import catalog, config, kinds, paths, results, stats, verdicts
+from asgilab import catalog, config, kinds, paths, results, routecheck, stats, verdicts
 from asgilab.kinds.base import STATIC_PATH, Context, Kind, Run
 from asgilab.planning import Cell, page_urls, plan
+from asgilab.routecheck import RouteCheck
 from asgilab.tools import probe
-from asgilab.topology import UPSTREAM_LISTENER, Route, Topology
+from asgilab.topology import Route, Topology
 from asgilab.verdicts import Status, Verdict
 
 if TYPE_CHECKING:
@@ -38,16 +37,6 @@ SETTLE_S = 0.3
 
 __all__ = ["Cell", "RouteCheck", "Runner", "Verdict", "fold_runs", "page_urls", "plan",
            "repeat_runs", "run_cells"]
-
-
-@dataclass
-class RouteCheck:
-    """What the second client saw on a route before any load ran."""
-
-    verdict: Verdict | None  # None: go ahead
-    edge: dict = field(default_factory=dict)
-    upstream: dict | None = None
-    info: dict | None = None  # the app's /_lab/info as the server saw the request
 
 
 # -- folding runs -----------------------------------------------------------------------
@@ -139,28 +128,15 @@ class Runner:
 
     # -- route checks ---------------------------------------------------------------------
     def check_route(self, route: Route) -> RouteCheck:
-        if route.id in self._checks:
-            return self._checks[route.id]
-        edge = probe.check(route.url("/_lab/info"), route.client, self.ca, attempts=2)
-        info = None
-        if edge.all_ok and edge.body:
-            try:
-                info = json.loads(edge.body)
-            except json.JSONDecodeError:
-                info = None
-        upstream = None
-        if route.proxy != "direct":
-            key = (route.server, route.upstream)
-            if key not in self._upstream:
-                li = self.topo.listener(route.server, UPSTREAM_LISTENER[route.upstream])
-                scheme = "https" if li.kind == "tls" else "http"
-                url = f"{scheme}://{li.host}:{li.port}/healthz"
-                self._upstream[key] = probe.check(url, route.upstream, self.ca, attempts=1)
-            upstream = self._upstream[key]
-        verdict = verdicts.from_route_checks(route, edge, info, upstream)
-        check = RouteCheck(verdict, edge.to_dict(), upstream.to_dict() if upstream else None, info)
-        self._checks[route.id] = check
-        return check
+        if route.id not in self._checks:
+            upstream = None
+            if route.proxy != "direct":
+                key = (route.server, route.upstream)
+                if key not in self._upstream:
+                    self._upstream[key] = routecheck.upstream_probe(self.topo, route, self.ca)
+                upstream = self._upstream[key]
+            self._checks[route.id] = routecheck.check(self.topo, route, self.ca, upstream=upstream)
+        return self._checks[route.id]
 
     # -- one cell ---------------------------------------------------------------------------
     def run(self, cell: Cell) -> dict:

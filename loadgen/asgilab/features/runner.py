@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asgilab import catalog
+from asgilab import catalog, routecheck
 from asgilab.errors import LabError
 from asgilab.features import store
 from asgilab.features.model import BROKEN, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
 from asgilab.features.registry import Feature
 from asgilab.tools import probe
-from asgilab.topology import UPSTREAM_LISTENER, Topology
+from asgilab.topology import Topology
 
 SCHEMA = 1
 PROBE_TIMEOUT_S = 3.0
@@ -130,24 +130,13 @@ class FeatureRunner:
         """Does the path carry requests to this server at all, over its upstream protocol?"""
         if pair.path == "direct":
             return {"unavailable": False}
-        from asgilab.matrix import verdict_from_checks
-
         route = next(r for r in self.topo.routes if r.server == pair.server and r.path == pair.path
                      and r.client == "h1")
-        edge = probe.check(route.url("/_lab/info"), "h1", self.ca, timeout=self.timeout)
-        info = None
-        if edge.all_ok and edge.body:
-            try:
-                info = json.loads(edge.body)
-            except json.JSONDecodeError:
-                info = None
-        li = self.topo.listener(pair.server, UPSTREAM_LISTENER[route.upstream])
-        url = f"{'https' if li.kind == 'tls' else 'http'}://{li.host}:{li.port}/healthz"
-        upstream = probe.check(url, route.upstream, self.ca, timeout=self.timeout)
-        verdict = verdict_from_checks(route, edge, info, upstream)
-        return {"unavailable": verdict is not None, "reason": verdict.reason if verdict else "",
-                "edge": edge.to_dict(), "upstream": upstream.to_dict(),
-                "server_saw_http": (info or {}).get("http_version")}
+        seen = routecheck.check(self.topo, route, self.ca, attempts=1, timeout=self.timeout)
+        return {"unavailable": seen.verdict is not None,
+                "reason": seen.verdict.reason if seen.verdict else "",
+                "edge": seen.edge, "upstream": seen.upstream,
+                "server_saw_http": (seen.info or {}).get("http_version")}
 
     # -- probing ----------------------------------------------------------------------------
     def probe(self, feature: Feature, target: Target) -> dict | None:
