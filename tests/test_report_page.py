@@ -108,6 +108,12 @@ def test_findings_cover_the_browser_and_the_leaders(cells):
     assert all(f.detail for f in details)
 
 
+def test_two_reports_in_one_process_number_their_chart_marks_alike(cells):
+    ids = [re.findall(r'id="(cell--[^"]+)"', report.write().read_text()) for _ in range(2)]
+    assert ids[0] and ids[0] == ids[1]
+    assert len(set(ids[0])) == len(ids[0])  # unique within a report, for the filters
+
+
 def test_waterfall_colours_connections():
     h1 = make_cell("browser", "granian", "direct", "h1", **browser_extra("h1"))
     svg = charts.waterfall({"h1": h1, "h2": None})
