@@ -7,7 +7,7 @@ ROUTE   ?= granian.direct.h2
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser features report screenshot test lint clean images images-offline locust-ui compose-file
+.PHONY: help setup lab down status routes check matrix browser features report screenshot test test-fast lint clean images images-offline locust-ui compose-file
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -15,7 +15,8 @@ help:
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
 	@echo "make down      stop everything the lab started"
-	@echo "make test      run the test suite"
+	@echo "make test      run the test suite (unit and integration: starts servers, proxies, tools, browsers)"
+	@echo "make test-fast the unit tests only (pytest -m 'not integration'), for a quick loop"
 	@echo "make routes    list the routes; make check requests each over its protocol; make status"
 	@echo "make images    build the Compose images (base images pulled, or made offline when no registry answers)"
 	@echo "make compose-file  regenerate compose.yaml from servers/catalog.toml and proxy/ (after adding a variant)"
@@ -79,6 +80,9 @@ screenshot: setup
 
 test: setup
 	@$(PY) -m pytest
+
+test-fast: setup
+	@$(PY) -m pytest -m "not integration"
 
 lint: setup
 	@$(VENV)/bin/ruff check loadgen tests servers

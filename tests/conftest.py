@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +60,17 @@ def lab_processes(state_dir: str) -> list[str]:
         line for line in out.splitlines()
         if (state_dir in line or "labapp:app" in line) and "pytest" not in line
     ]
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str],
+             interval: float = 0.05) -> T:
+    """Polls until ``predicate()`` is truthy and returns that value; otherwise fails the test
+    saying what did not happen (``what`` may be a function, to describe the state at the end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"within {timeout:g} s, this did not happen: {what() if callable(what) else what}")
+        time.sleep(interval)

@@ -38,7 +38,18 @@ def test_proxy_cost_is_relative_to_the_same_server_and_protocol():
 def test_gaps_name_unsupported_protocols_and_invalid_cells():
     cells = [cell("u", "h2", None, "unsupported"), cell("h", "h1", None, "invalid")]
     texts = [f.text for f in findings.gaps(cells)]
-    assert "u does not offer h2 over TLS." in texts and any("1 cells are invalid" in t for t in texts)
+    assert "u does not offer h2 over TLS." in texts and any(t.startswith("1 cell is invalid:") for t in texts)
+    cells.append(cell("g", "h1", None, "invalid"))
+    assert any(f.text.startswith("2 cells are invalid:") for f in findings.gaps(cells))
+
+
+def test_counts_are_singular_for_one():
+    cells = [cell("a", "h1", 1000), cell("a", "h1", 800, path="nginx-h1")]
+    (f,) = findings.proxy_cost(cells)
+    assert "over 1 comparable cell (" in f.text
+    cells += [cell("b", "h1", 100), cell("b", "h1", 50, path="nginx-h1")]
+    (f,) = findings.proxy_cost(cells)
+    assert "over 2 comparable cells (" in f.text
 
 
 def test_repeated_runs_with_overlapping_ranges_are_not_ranked():

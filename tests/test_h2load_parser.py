@@ -85,6 +85,7 @@ def test_command_lines():
         h2load.command(["http://x/"], "h1", 1)
 
 
+@pytest.mark.integration  # runs h2load against a responder on loopback
 def test_selfcheck_tells_which_status_lines_h2load_accepts():
     """Runs the installed h2load against a throw-away responder on 127.0.0.1."""
     from asgilab.runtime.local import which

@@ -6,34 +6,85 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from asgilab import report
-from conftest import ROOT, asgilab, lab_processes
+from conftest import ROOT, asgilab, lab_processes, wait_for
 
 pytestmark = pytest.mark.integration
 
 # A port range of this test's own (the lab numbers ~150 ports from the base).
 PORT_BASE = os.environ.get("LAB_BROWSER_TEST_PORT_BASE", "23600")
-SCREENSHOT = ROOT / "reports" / "test-report.png"
 
 
-def processes_with(marker: str) -> list[str]:
-    """Processes (browsers, drivers, servers) that inherited this test's marker variable."""
+def pids_with(marker: str) -> list[Path]:
+    """/proc entries of processes (browsers, drivers, servers) that inherited this test's
+    marker variable (Chromium's renderers do not: its zygote clears their environment)."""
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
         try:
-            if marker.encode() in (proc / "environ").read_bytes():
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160])
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found.append(proc)
         except OSError:
             continue
     return found
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for proc in pids_with(marker):
+        try:
+            found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160])
+        except OSError:
+            continue
+    return found
+
+
+def browser_processes(marker: str) -> list[Path]:
+    """The marked Chromium processes and their children (the network service, renderers:
+    Chromium starts them with an environment of its own, without the marker)."""
+    children: dict[str, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = stat.read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(stat.parent.name)
+    todo = []
+    for proc in pids_with(marker):
+        try:
+            if "chrom" in os.readlink(proc / "exe"):  # not the driver or servers: they talk to the lab too
+                todo.append(proc.name)
+        except OSError:
+            continue
+    found: list[Path] = []
+    while todo:
+        pid = todo.pop()
+        found.append(Path("/proc", pid))
+        todo += children.get(pid, [])
+    return found
+
+
+def browser_connections(marker: str) -> int:
+    """Established TCP connections from this test's Chromium to its port range: the
+    browser is fetching from the lab."""
+    inodes = set()
+    for proc in browser_processes(marker):
+        try:
+            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    base, n = int(PORT_BASE), 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            f = row.split()  # sl local remote state ... inode (index 9)
+            port = int(f[2].rsplit(":", 1)[1], 16)
+            n += f[3] == "01" and f[9] in inodes and base <= port < base + 200
+    return n
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +130,18 @@ def test_browser_sees_six_h1_connections_against_one_h2_connection(quick_browser
     assert ratio > 2.5, ratio
 
 
-def test_report_opens_in_a_browser_with_every_part(quick_browser, monkeypatch):
+def test_report_opens_in_a_browser_with_every_part(quick_browser, monkeypatch, tmp_path):
     env, _, _ = quick_browser
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     report.write()
-    seen = report.screenshot(SCREENSHOT)
+    png = tmp_path / "report.png"  # not the checkout's reports/: a test leaves the user's files alone
+    seen = report.screenshot(png)
     assert seen.error is None and seen.console_errors == [], seen
     assert seen.found["summary"] > 0, seen.found
     assert seen.found["chart"] > 0 and seen.found["waterfall"] > 0, seen.found
     assert seen.found["features"] > 0, seen.found
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert png.stat().st_size > 10_000
 
 
 def test_ctrl_c_during_a_browser_cell_closes_the_browser(tmp_path):
@@ -102,20 +154,19 @@ def test_ctrl_c_during_a_browser_cell_closes_the_browser(tmp_path):
          "--proxies", "nginx"], cwd=ROOT / "loadgen", env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any("chromium" in p for p in processes_with(marker)):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("no browser started within 120 s")
-        time.sleep(1.0)
+        # Ctrl-C while the page runs (3 s per request), not while Chromium is still starting.
+        wait_for(lambda: browser_connections(marker) > 0, 120,
+                 "Chromium fetching the first browser cell's page")
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:  # a wait failed: Ctrl-C first, so the driver stops what it started
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out[-2000:]
-    time.sleep(1.0)
-    assert processes_with(marker) == [], out[-2000:]
+    wait_for(lambda: not processes_with(marker), 15,
+             lambda: f"every browser process gone; left: {processes_with(marker)}\n{out[-2000:]}")
     assert lab_processes(env["LAB_STATE_DIR"]) == []

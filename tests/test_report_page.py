@@ -13,6 +13,13 @@ SERVERS = ("granian", "hypercorn")
 PATHS = ("direct", "nginx-h1")
 
 
+def in_chromium(test):
+    """Opens the report in a real browser: an integration test, run where Chromium is installed."""
+    have = os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")
+    test = pytest.mark.skipif(not have, reason="Debian's chromium is not installed (make setup)")(test)
+    return pytest.mark.integration(test)
+
+
 def make_cell(kind, server, path, client, status="ok", **extra):
     sid = {"load": "query-c10-n300-m1", "locust": "locust-api-u10-d5", "page24": "page24-d0.5",
            "browser": "browser-d0.5"}[kind]
@@ -108,6 +115,15 @@ def test_findings_cover_the_browser_and_the_leaders(cells):
     assert all(f.detail for f in details)
 
 
+def test_two_reports_in_one_process_number_their_chart_marks_alike(lab_env):
+    for server in SERVERS:  # a bar chart and a waterfall: two charts numbering marks in turn
+        results.save(make_cell("load", server, "direct", "h1", req_per_s=1000.0))
+        results.save(make_cell("browser", server, "direct", "h1", **browser_extra("h1")))
+    ids = [re.findall(r'id="(cell--[^"]+)"', report.write().read_text()) for _ in range(2)]
+    assert ids[0] and ids[0] == ids[1]
+    assert len(set(ids[0])) == len(ids[0])  # unique within a report, for the filters
+
+
 def test_waterfall_colours_connections():
     h1 = make_cell("browser", "granian", "direct", "h1", **browser_extra("h1"))
     svg = charts.waterfall({"h1": h1, "h2": None})
@@ -115,8 +131,7 @@ def test_waterfall_colours_connections():
     assert "6 connections" in svg and "#17a2b8" in svg  # the sixth connection's colour
 
 
-@pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
-                    reason="Debian's chromium is not installed (make setup)")
+@in_chromium
 def test_a_browser_opens_the_report_without_errors(cells, tmp_path):
     report.write()
     seen = report.screenshot(tmp_path / "report.png")
@@ -125,8 +140,7 @@ def test_a_browser_opens_the_report_without_errors(cells, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not (os.path.exists("/usr/lib/chromium/chromium") or os.environ.get("LAB_CHROMIUM")),
-                    reason="Debian's chromium is not installed (make setup)")
+@in_chromium
 def test_filters_hide_other_servers_rows_and_chart_marks(cells):
     from playwright.sync_api import sync_playwright
 

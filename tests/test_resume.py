@@ -1,7 +1,7 @@
 """Interrupt and resume: every finished cell is kept, none runs twice, none is lost.
 
-A fake Runner stands in for the tools; it can be interrupted before a cell starts or in the
-middle of one (as Ctrl-C does), and records when each cell ran.
+A fake Runner (tests/fakes.py) stands in for the tools; it can be interrupted before a cell
+starts or in the middle of one (as Ctrl-C does), and records when each cell ran.
 """
 
 import json
@@ -10,36 +10,7 @@ import os
 import pytest
 
 from asgilab import catalog, matrix, presets, results, topology
-
-
-class Interrupted(KeyboardInterrupt):
-    pass
-
-
-class FakeRunner:
-    runtime = "local"
-
-    def __init__(self, stop_after: int | None = None, mid_cell: bool = False):
-        self.started: list[str] = []
-        self.finished: list[str] = []
-        self.stop_after = stop_after
-        self.mid_cell = mid_cell
-        self.lines: list[str] = []
-        self.log = self.lines.append
-
-    def run(self, cell: matrix.Cell) -> dict:
-        if self.stop_after is not None and len(self.finished) == self.stop_after and not self.mid_cell:
-            raise Interrupted
-        self.started.append(cell.id)
-        if self.stop_after is not None and len(self.finished) == self.stop_after:
-            raise Interrupted  # Ctrl-C while the cell's tool runs: nothing of it may be saved
-        self.finished.append(cell.id)
-        return {
-            "schema": 1, "cell_id": cell.id, "runtime": "local", "preset": "t", "tool": "fake",
-            "scenario": cell.scenario.to_dict(), "route": cell.route.to_dict(), "status": "ok",
-            "reason": "", "sample": "", "req_per_s": float(len(self.finished)), "spread": None,
-            "started_at": f"run-{id(self)}",
-        }
+from fakes import FakeRunner
 
 
 @pytest.fixture
@@ -76,7 +47,7 @@ def test_interrupt_then_resume_runs_every_cell_exactly_once(cells, stop_after, m
     assert set(after) == {c.id for c in cells}
     for k, mtime in kept.items():  # finished cells are not rewritten
         assert os.stat(results.cell_path("local", k)).st_mtime_ns == mtime
-        assert after[k]["started_at"] == done[k]["started_at"]
+        assert after[k] == done[k] and after[k]["fake_runner"] == id(first)
     # Resume order is the plan's order, minus what is done.
     assert second.finished == [c.id for c in cells if c.id not in first.finished]
     assert any("already done" in line for line in second.lines) == bool(first.finished)

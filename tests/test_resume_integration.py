@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, asgilab, lab_processes
+from conftest import ROOT, asgilab, lab_processes, wait_for
 
 pytestmark = pytest.mark.integration
 SCENARIOS = "query-c4-d1-w0.5-m1-x2,locust-page-u2-d1.5-delay0.2-think0.2"
@@ -42,8 +42,10 @@ def locust_processes(state_dir: str) -> list[str]:
     return found
 
 
-def locust_running(state_dir: str) -> bool:
-    return any(Path(state_dir, "matrix").glob("locust-*/locust-main.log"))
+def locust_log(state_dir: str) -> str:
+    """The running Locust cell's main log ('' before Locust has started)."""
+    logs = sorted(Path(state_dir, "matrix").glob("locust-*/locust-main.log"))
+    return logs[-1].read_text(errors="replace") if logs else ""
 
 
 def test_interrupted_matrix_resumes_without_loss_or_repeats(tmp_path):
@@ -60,11 +62,12 @@ def test_interrupted_matrix_resumes_without_loss_or_repeats(tmp_path):
             seen.append(line)
             if line.startswith("[3/4]") or time.monotonic() > deadline:
                 break  # the first Locust cell has started
-        while not locust_running(env["LAB_STATE_DIR"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert locust_running(env["LAB_STATE_DIR"]), "".join(seen)
+        # Interrupt once Locust's users run (its log says so), not while it is starting up.
+        wait_for(lambda: "All users spawned" in locust_log(env["LAB_STATE_DIR"]),
+                 max(deadline - time.monotonic(), 1),
+                 lambda: f"Locust spawning its users; its log: {locust_log(env['LAB_STATE_DIR'])[-1500:]!r}\n"
+                         + "".join(seen))
         assert locust_processes(env["LAB_STATE_DIR"])
-        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)  # Ctrl-C while Locust runs
         rest, _ = proc.communicate(timeout=60)
     finally:

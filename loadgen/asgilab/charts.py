@@ -8,8 +8,8 @@ carries an id ``cell--server--path--client--n`` so that the report's filters can
 from __future__ import annotations
 
 import io
+import itertools
 import re
-from collections import defaultdict
 
 import matplotlib
 
@@ -36,7 +36,15 @@ CONNECTION_COLORS = ("#3b6fb6", "#e07b39", "#3f9e5a", "#8e5bb5", "#c0392b", "#17
                      "#b59b2d", "#7f8c8d")
 PATH_STYLES = {"direct": "-", "nginx": "--", "haproxy": ":", "envoy": "-."}
 PROTOCOL_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1+TLS", "h2c": "h2c", "h2": "h2 (TLS)"}
-_serial = 0  # makes ids unique across the charts of one report
+# Numbers the marks of one report (ids unique across its charts); reset_ids() starts each
+# report at 1, so the same data gives the same page however many reports a process writes.
+_ids = itertools.count(1)
+
+
+def reset_ids() -> None:
+    """Starts a new report's numbering of chart marks."""
+    global _ids
+    _ids = itertools.count(1)
 
 
 def server_color(server: str, servers: list[str]) -> str:
@@ -44,9 +52,7 @@ def server_color(server: str, servers: list[str]) -> str:
 
 
 def _tag(artist, route: dict) -> None:
-    global _serial
-    _serial += 1
-    artist.set_gid(f"cell--{route['server']}--{route['path']}--{route['client']}--{_serial}")
+    artist.set_gid(f"cell--{route['server']}--{route['path']}--{route['client']}--{next(_ids)}")
 
 
 def to_svg(fig) -> Markup:
@@ -214,14 +220,3 @@ def waterfall(sides: dict[str, dict]) -> Markup | None:
         ax.grid(axis="y", visible=False)
     axes[0][0].set_ylabel("fetch", fontsize=8)
     return to_svg(fig)
-
-
-def group_waterfalls(cells: list[dict]) -> dict[tuple, dict[str, dict]]:
-    """Browser cells paired by (runtime, scenario, server, path): {'h1': cell, 'h2': cell}."""
-    out: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    for c in cells:
-        if c["scenario"]["kind"] == "browser":
-            r = c["route"]
-            side = "h2" if r["client"] == "h2" else ("h1" if r["client"] == "h1" else r["client"])
-            out[(c["runtime"], c["scenario"]["id"], r["server"], r["path"])][side] = c
-    return out

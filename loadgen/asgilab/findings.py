@@ -25,6 +25,11 @@ class Finding:
     detail: bool = False  # shown folded: the per-scenario evidence behind an overview
 
 
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 cell', '2 cells': the sentences are read by people, not parsed."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _ok(c: dict) -> bool:
     return c["status"] == "ok" and c.get("req_per_s") is not None
 
@@ -116,8 +121,7 @@ def proxy_cost(cells: list[dict]) -> list[Finding]:
     for (rt, path), vals in sorted(ratios.items()):
         m = median(v[0] for v in vals)
         out.append(Finding(
-            f"Through {path}: median {m:.2f}× the direct req/s over {len(vals)} comparable "
-            f"cell{'s' if len(vals) != 1 else ''} "
+            f"Through {path}: median {m:.2f}× the direct req/s over {_count(len(vals), 'comparable cell')} "
             f"(range {min(v[0] for v in vals):.2f}–{max(v[0] for v in vals):.2f}×).",
             [x for v in vals for x in v[1:]], rt,
         ))
@@ -139,8 +143,9 @@ def gaps(cells: list[dict]) -> list[Finding]:
     invalid = [c for c in cells if c["status"] == "invalid"]
     if invalid:
         out.append(Finding(
-            f"{len(invalid)} cells are invalid: the load tool rejected responses a second client "
-            "accepted (see each cell's reason), so no figure is shown for them.",
+            f"{_count(len(invalid), 'cell')} {'is' if len(invalid) == 1 else 'are'} invalid: the load tool "
+            "rejected responses a second client accepted (see each cell's reason), so no figure is shown "
+            "for them.",
             [c["cell_id"] for c in invalid], invalid[0]["runtime"],
         ))
     return out
@@ -162,10 +167,11 @@ def leader_overview(cells: list[dict]) -> list[Finding]:
         if counted:
             head = ", ".join(f"{s} in {n}" for n, s in counted)
             text = (f"Direct over {name}: a clear lead (over {CLOSE:.0%}, or non-overlapping runs) for "
-                    f"{head} of {len(won)} load scenarios"
+                    f"{head} of {_count(len(won), 'load scenario')}"
                     + (f"; {ties} too close to call." if ties else "."))
         else:
-            text = f"Direct over {name}: no server leads any of the {len(won)} load scenarios clearly."
+            text = (f"Direct over {name}: no server leads any of the "
+                    f"{_count(len(won), 'load scenario')} clearly.")
         out.append(Finding(text, ids[(rt, client)], rt))
     return out
 
@@ -216,7 +222,8 @@ def page_overview(cells: list[dict], kind: str) -> list[Finding]:
         ideal_w = _ideal_ms(worst) / 1000
         out.append(Finding(
             f"{head}{sides}: {median(ratios):.1f}× faster (range {min(ratios):.1f}–{max(ratios):.1f}× "
-            f"over {len(pairs)} server and proxy paths; ideal {4 * delay:g} s against {delay:g} s). "
+            f"over {_count(len(pairs), 'server and proxy path')}; "
+            f"ideal {4 * delay:g} s against {delay:g} s). "
             f"Furthest from the ideal: {worst['route']['server']} via {worst['route']['path']} over "
             f"{CLIENT_NAMES[worst['route']['client']]}, {worst['finished_ms'] / 1000:.2f} s "
             f"({worst['finished_ms'] / 1000 / ideal_w - 1:+.0%}).",
@@ -249,7 +256,7 @@ def page_proxy_cost(cells: list[dict]) -> list[Finding]:
             m, lo, hi = median(v[0] for v in vals), min(v[0] for v in vals), max(v[0] for v in vals)
             out.append(Finding(
                 f"Page over h2 {who}, through {path}: median {m:+,.0f} ms against direct "
-                f"({len(vals)} servers; range {lo:+,.0f} to {hi:+,.0f} ms).",
+                f"({_count(len(vals), 'server')}; range {lo:+,.0f} to {hi:+,.0f} ms).",
                 [x for v in vals for x in v[1:]], rt, detail=True,
             ))
         if added:

@@ -151,6 +151,7 @@ def _counts(cells: list[dict]) -> dict[str, int]:
 
 
 def context(cells: list[dict]) -> dict:
+    charts.reset_ids()  # this report's chart ids, whatever was drawn before in this process
     runtimes = sorted({c["runtime"] for c in cells})
     meta = {}
     for rt in runtimes:

@@ -28,10 +28,15 @@ def register(cls: type[Kind]) -> type[Kind]:
 
 
 def _load() -> dict[str, Kind]:
+    """Every kind, in the order of MODULES (whichever module was imported first)."""
     global _loaded
     if not _loaded:
         for module in MODULES:
             importlib.import_module(module)
+        order = {m: i for i, m in enumerate(MODULES)}
+        ranked = sorted(_REGISTRY.items(), key=lambda kv: order.get(type(kv[1]).__module__, len(order)))
+        _REGISTRY.clear()
+        _REGISTRY.update(ranked)
         _loaded = True
     return _REGISTRY
 
