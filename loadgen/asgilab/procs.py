@@ -15,3 +15,22 @@ def signal_group(pid: int, sig: int) -> None:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def killpg(pgid: int, sig: int) -> None:
+    """Signals a process group only: its leader may be gone and its pid reused, while the
+    group's id stays reserved for as long as a member lives."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -54,7 +55,27 @@ def inside() -> bool:
 
 
 def project() -> str:
-    return config.get().compose_project
+    """LAB_COMPOSE_PROJECT; inside a container started without it (`docker compose -p X run
+    loadgen` by hand), the project its own container belongs to, as the engine says."""
+    cfg = config.get()
+    if cfg.inside and cfg.source("compose_project") == "default":
+        own = _own_project()
+        if own:
+            return own
+    return cfg.compose_project
+
+
+_OWN: list[str | None] = []
+
+
+def _own_project() -> str | None:
+    if not _OWN:
+        try:
+            labels = Engine().inspect(socket.gethostname())["Config"]["Labels"] or {}
+            _OWN.append(labels.get("com.docker.compose.project"))
+        except (LabError, KeyError, TypeError):
+            _OWN.append(None)
+    return _OWN[0]
 
 
 def cpusets() -> dict[str, str]:
@@ -323,6 +344,7 @@ class ComposeRuntime(Runtime):
         # variables are interpolated here, on the host.
         extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
                  "LAB_PLACEMENT": json.dumps(self.placement()),
+                 "LAB_COMPOSE_PROJECT": project(),  # the driver watches this project's containers
                  **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
         if locust_workers:
             extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from asgilab import catalog, certs, config, paths, render, supervise, topology
 from asgilab.errors import LabError
+from asgilab.procs import group_exists, killpg
 from asgilab.runtime.base import Liveness, Runtime, describe_exit
 from asgilab.tools import probe
 
@@ -54,37 +55,34 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-def process_state(pid: int) -> str | None:
-    """The kernel's state letter of a process (R, S, Z for a zombie...), None when gone."""
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ...], None when gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's state letter of a process (R, S, Z for a zombie...), None when gone."""
+    fields = _stat(pid)
+    return fields[0] if fields else None
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: tells our process from a recycled pid."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
 
 
 def group_members(pgid: int) -> dict[int, str | None]:
     """The processes of a process group, with their start times."""
     out: dict[int, str | None] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields and int(fields[2]) == pgid:
             out[int(entry.name)] = fields[19]
     return out
-
-
-def start_time(pid: int) -> str | None:
-    """The kernel's start time of a process: tells our process from a recycled pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def pid_alive(pid: int) -> bool:
@@ -247,7 +245,7 @@ class LocalRuntime(Runtime):
             raise LabError(f"cannot restart {service}: the lab ({self.name}) did not start it")
         mine = {n: p for n, p in state["procs"].items() if p["service"] == service}
         for proc in mine.values():
-            _killpg(proc["pid"], signal.SIGKILL)  # what is left of it (a worker child)
+            killpg(proc["pid"], signal.SIGKILL)  # what is left of it (a worker child)
             _reaped(proc["pid"])
         topo = self.topology(state["servers"], state["proxies"])
         ports = [li.port for li in topo.listeners if li.server == service]
@@ -340,14 +338,14 @@ class LocalRuntime(Runtime):
         # Every recorded group, its leader alive or not: a server's worker may outlive it.
         groups = [p["pid"] for p in state["procs"].values()]
         for pgid in groups:
-            _killpg(pgid, signal.SIGTERM)
+            killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and any(_group_exists(g) for g in groups):
+        while time.monotonic() < deadline and any(group_exists(g) for g in groups):
             for g in groups:
                 _reaped(g)
             time.sleep(0.1)
         for pgid in groups:
-            _killpg(pgid, signal.SIGKILL)
+            killpg(pgid, signal.SIGKILL)
             _reaped(pgid)
         self.state_file.unlink(missing_ok=True)
 
@@ -381,23 +379,6 @@ def _first_version_line(tool: str, text: str) -> str:
         if "version" in line.lower() or tool in line.lower():
             return line.strip()
     return text.splitlines()[0].strip() if text else "unknown"
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _reaped(pid: int) -> bool:
