@@ -16,6 +16,8 @@ from pathlib import Path
 from conftest import ROOT
 
 PRESET = "smoke-sustained"
+SCENARIOS = "query-c4-d1-w0.5-m1-x2,echo-post1024-c4-d1-m1-x2"  # its h2load cells: short, and the
+# victim (Hypercorn) has an h2 cell after the one killed (servers take turns by scenario)
 SERVERS = "hypercorn,granian"
 VICTIM = "hypercorn"
 # What the bug said: a crash read as the server's lack of a protocol.
@@ -26,7 +28,8 @@ def run_and_kill(env: dict[str, str], kill: Callable[[], str], timeout: float = 
     """Runs the matrix; at the start of the victim's second cell calls ``kill`` (which says
     what it killed); returns (exit code, output, the killed cell's id)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "asgilab", "matrix", "--preset", PRESET, "--servers", SERVERS, "--redo"],
+        [sys.executable, "-m", "asgilab", "matrix", "--preset", PRESET, "--servers", SERVERS, "--redo",
+         "--scenarios", SCENARIOS],
         cwd=ROOT / "loadgen", env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

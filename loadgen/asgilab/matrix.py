@@ -104,7 +104,7 @@ class Runner:
         tool_checks: dict[str, bool | None] | None = None,
         lab: Runtime | None = None,
         max_restarts: int = MAX_RESTARTS,
-        port_base: int = 18000,
+        port_base: int | None = None,  # default: LAB_PORT_BASE
     ) -> None:
         self.topo = topo
         self.runtime = runtime_name
@@ -117,7 +117,8 @@ class Runner:
         self.lab = lab
         self.max_restarts = max_restarts
         self.work_dir = paths.state_dir() / "matrix"
-        self.ctx = Context(ca, self.work_dir, log, h2load_binary, self.tool_checks, port_base)
+        self.ctx = Context(ca, self.work_dir, log, h2load_binary, self.tool_checks,
+                           config.get().port_base if port_base is None else port_base)
         self.restarts: dict[str, int] = {}
         self.given_up: set[str] = set()
         self._ceilings: dict[tuple, dict] = {}

@@ -6,7 +6,6 @@ import argparse
 import os
 
 from asgilab import catalog, cli, config, matrix, presets, report, runtime
-from asgilab.runtime.base import port_base
 from asgilab.runtime.local import require
 from asgilab.tools import h2load_selfcheck
 
@@ -91,7 +90,7 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
         probe_lab(rt, topo, preset.paths, redo=args.redo)
     runner = matrix.Runner(
         topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
-        tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt, port_base=port_base(),
+        tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt,
     )
     try:
         return matrix.run_cells(cells, runner, redo=args.redo)

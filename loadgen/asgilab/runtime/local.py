@@ -114,6 +114,11 @@ class LocalRuntime(Runtime):
             state = json.loads(self.state_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+        if "procs" not in state and "pids" in state:  # written by an older lab: still ours to stop
+            state["procs"] = {n: {"pid": pid, "start_time": state.get("start_times", {}).get(n),
+                                  "service": n.rsplit("-", 1)[0] if n not in state.get("proxies", []) else n,
+                                  "argv": [], "cwd": str(self.dir)}
+                              for n, pid in state["pids"].items()}
         return state if "procs" in state else None
 
     @staticmethod
