@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from asgilab import catalog, topology
-from conftest import asgilab, lab_processes
-from crash import SERVERS, VICTIM, cells, check_crash_results, listening_pids, run_and_kill, wait_for
+from conftest import asgilab, lab_processes, wait_for
+from crash import SERVERS, VICTIM, cells, check_crash_results, listening_pids, run_and_kill
 
 pytestmark = pytest.mark.integration
 

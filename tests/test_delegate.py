@@ -29,7 +29,17 @@ class FakeCompose(ComposeRuntime):
     def running(self) -> dict | None:
         return None  # not up: the command's session brings it up and down around the run
 
-    def up(self, servers: list[str], proxies: list[str]) -> None:
+    def services(self) -> list[str]:
+        return []  # no lab at all (and no engine asked)
+
+    def alive(self, service: str):
+        raise AssertionError("no lab: nothing to ask the engine")
+
+    def restart(self, service: str) -> list[str]:
+        raise AssertionError("no lab: nothing to restart")
+
+    def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
+        assert own  # the session started it
         self.events.append("up")
 
     def down(self) -> None:

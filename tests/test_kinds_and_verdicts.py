@@ -41,6 +41,19 @@ def test_a_bad_scenario_is_one_line_naming_preset_scenario_and_key(tmp_path, sce
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(("preset", "says"), [
+    ('proxy = ["nginx"]', "preset mine: unknown key 'proxy'"),
+    ('clients = "h2"', "preset mine: clients must be a list of client protocols"),
+    ('order = "random"', "preset mine: order must be routes or interleaved"),
+])
+def test_a_bad_preset_key_is_one_line(tmp_path, preset, says):
+    p = tmp_path / "presets.toml"
+    p.write_text(f'[presets.mine]\n{preset}\nscenarios = [{{ kind = "load" }}]\n')
+    with pytest.raises(LabError) as err:
+        presets.load_all(p)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
 def test_scenarios_carry_only_their_kinds_parameters():
     s = presets.scenario("page24", delay=0.5)
     assert s.delay == 0.5 and not hasattr(s, "clients") and not hasattr(s, "users")
@@ -139,8 +152,9 @@ class FakeLab:
     def restart(self, service):
         self.restarted.append(service)
         if self.restart_fails:
-            raise LabError("did not come back")
+            raise LabError("port 18000 still taken")
         self.dead.discard(service)
+        return [service]
 
 
 @pytest.fixture
@@ -148,7 +162,14 @@ def loop(topo, monkeypatch):
     def make(lab, kind):
         monkeypatch.setitem(kinds._REGISTRY, "fake", kind)
         runner = matrix.Runner(topo, "local", None, {}, {}, "t", log=lambda *_: None, lab=lab)
-        monkeypatch.setattr(runner, "check_route", lambda route: matrix.RouteCheck(None))
+        runner.route_checks = []  # what the second client was asked, route by route
+
+        def check(topo_, route, ca, upstream=None, **_):
+            runner.route_checks.append(route.id)
+            return matrix.RouteCheck(None)
+
+        monkeypatch.setattr(matrix.routecheck, "check", check)
+        monkeypatch.setattr(matrix.routecheck, "upstream_probe", lambda *a, **k: probe("h2", 1, 1))
         monkeypatch.setattr(matrix, "SETTLE_S", 0.0)
         return runner
     return make
@@ -186,7 +207,9 @@ def test_at_most_two_restarts_then_the_servers_cells_fail_without_running(topo, 
     statuses = [runner.run(cell(topo))["status"] for _ in range(3)]
     assert statuses == ["failed"] * 3 and lab.restarted == ["hypercorn", "hypercorn"]
     later = runner.run(cell(topo))
-    assert later["status"] == "failed" and verdicts.CRASHING in later["reason"] and len(kind.ran) == 3
+    assert later["status"] == "failed" and len(kind.ran) == 3
+    assert later["reason"] == "server keeps crashing: hypercorn exited 3 times in this matrix"
+    assert later["restarts"] == {"hypercorn": 2}
     other = runner.run(cell(topo, route="granian.direct.h2"))  # the matrix goes on
     assert other["status"] == "ok"
 
@@ -195,7 +218,30 @@ def test_a_server_that_does_not_come_back_ends_its_cells(topo, loop):
     lab = FakeLab(dead={"hypercorn"}, restart_fails=True)
     runner = loop(lab, FakeKind())
     assert runner.run(cell(topo))["status"] == "failed"
-    assert verdicts.CRASHING in runner.run(cell(topo))["reason"]
+    later = runner.run(cell(topo))
+    assert later["reason"] == ("server keeps crashing: hypercorn did not come back after exiting: "
+                               "port 18000 still taken")
+    assert later["restarts"] == {"hypercorn": 0}  # none succeeded: the record says so
+
+
+def test_what_was_seen_before_a_crash_is_asked_again_after_the_restart(topo, loop):
+    lab = FakeLab()
+    runner = loop(lab, FakeKind(lab, kill_during={2}))
+    runner.run(cell(topo))
+    runner.run(cell(topo))  # killed during this one
+    assert runner.route_checks == ["hypercorn.direct.h2"]  # cached until then
+    assert runner.run(cell(topo))["status"] == "ok"
+    assert runner.route_checks == ["hypercorn.direct.h2"] * 2  # asked again after the restart
+
+
+def test_the_labs_own_failure_is_an_invalid_cell_not_the_end_of_the_matrix(topo, loop):
+    class Broken(FakeLab):
+        def alive(self, service):
+            raise OSError("engine socket vanished")
+
+    res = loop(Broken(), FakeKind()).run(cell(topo))
+    assert res["status"] == "invalid" and "engine socket vanished" in res["reason"]
+    assert "the lab failed during this cell, not the server" in res["reason"]
 
 
 def test_a_dead_proxy_fails_the_cells_through_it(topo, loop):
@@ -204,3 +250,18 @@ def test_a_dead_proxy_fails_the_cells_through_it(topo, loop):
     res = runner.run(cell(topo, route="hypercorn.nginx-h1.h2"))
     assert res["status"] == "failed" and "nginx exited" in res["reason"] and lab.restarted == ["nginx"]
     assert res["restarts"] == {"hypercorn": 0, "nginx": 1}
+
+
+def test_silence_or_a_refusal_after_a_success_is_no_answer(topo):
+    """The attempt that failed decides: a 200 then a refusal, or a read timeout, says
+    nothing about the server's protocols."""
+    import httpx
+
+    from asgilab.tools import probe as probe_mod
+
+    assert probe_mod.no_connection(httpx.ReadTimeout("timed out"))
+    assert probe_mod.no_connection(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert not probe_mod.no_connection(httpx.RemoteProtocolError("Server disconnected"))
+    refused_late = probe("h2", ok=1, error="ConnectError: [Errno 111] Connection refused", answered=False)
+    v = verdicts.from_route_checks(topo.route("hypercorn.direct.h2"), refused_late, None, None)
+    assert v.status == "failed" and "does not offer" not in v.reason

@@ -105,7 +105,8 @@ def default_cpusets(cpus: int | None = None) -> dict[str, str]:
 @dataclass(frozen=True)
 class Option:
     """One setting. ``internal``: plumbing between the lab's own processes, left out of
-    README's table. ``recorded``: may change outcomes, so every result records it."""
+    README's table. ``recorded``: may change outcomes (every result records the whole
+    configuration; these are the ones to compare first)."""
 
     attr: str
     env: str
@@ -237,8 +238,9 @@ class LabConfig:
         return "" if value is None else BY_ATTR[attr].text(value)
 
     def record(self) -> dict[str, str]:
-        """Every option that may change outcomes, by variable: what each result keeps."""
-        return {o.env: self.text(o.attr) for o in OPTIONS if o.recorded}
+        """The whole configuration (internal plumbing aside), by variable, as environment
+        text: what each result keeps, and enough to run it again."""
+        return {o.env: self.text(o.attr) for o in OPTIONS if not o.internal}
 
     def __repr__(self) -> str:
         return f"LabConfig({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
@@ -309,7 +311,7 @@ def reset() -> None:
 
 def markdown() -> str:
     """README's settings table: every option that is not internal."""
-    rows = ["| Variable | Default | Recorded | What it does |", "| --- | --- | --- | --- |"]
+    rows = ["| Variable | Default | Changes outcomes | What it does |", "| --- | --- | --- | --- |"]
     for o in OPTIONS:
         if o.internal:
             continue

@@ -17,6 +17,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -119,8 +120,9 @@ class Runner:
         self.work_dir = paths.state_dir() / "matrix"
         self.ctx = Context(ca, self.work_dir, log, h2load_binary, self.tool_checks,
                            config.get().port_base if port_base is None else port_base)
-        self.restarts: dict[str, int] = {}
-        self.given_up: set[str] = set()
+        self.crashes: dict[str, int] = {}  # per service: exits seen (bounds the restarts)
+        self.restarts: dict[str, int] = {}  # per service: restarts done, as results record them
+        self.given_up: dict[str, str] = {}  # service -> why its remaining cells fail
         self._ceilings: dict[tuple, dict] = {}
         self._checks: dict[str, RouteCheck] = {}
         self._upstream: dict[tuple[str, str], probe.ProbeResult] = {}
@@ -129,31 +131,47 @@ class Runner:
 
     # -- route checks ---------------------------------------------------------------------
     def check_route(self, route: Route) -> RouteCheck:
-        if route.id not in self._checks:
-            upstream = None
-            if route.proxy != "direct":
-                key = (route.server, route.upstream)
-                if key not in self._upstream:
-                    self._upstream[key] = routecheck.upstream_probe(self.topo, route, self.ca)
-                upstream = self._upstream[key]
-            self._checks[route.id] = routecheck.check(self.topo, route, self.ca, upstream=upstream)
-        return self._checks[route.id]
+        """Cached per route while it says something about the server (go ahead, or not
+        offered); a route that did not answer is asked again next time."""
+        if route.id in self._checks:
+            return self._checks[route.id]
+        upstream = None
+        if route.proxy != "direct":
+            key = (route.server, route.upstream)
+            if key not in self._upstream:
+                self._upstream[key] = routecheck.upstream_probe(self.topo, route, self.ca)
+            upstream = self._upstream[key]
+            if not upstream.answered:
+                del self._upstream[key]
+        check = routecheck.check(self.topo, route, self.ca, upstream=upstream)
+        if check.verdict is None or check.verdict.status == Status.UNSUPPORTED:
+            self._checks[route.id] = check
+        return check
 
     # -- one cell ---------------------------------------------------------------------------
     def run(self, cell: Cell) -> dict:
+        """One cell's result; the lab's own failure during it is an ``invalid`` cell, not
+        the end of the matrix (Ctrl-C still ends it)."""
         started = time.time()
         kind = kinds.get(cell.scenario.kind)
+        try:
+            return self._run(cell, kind, started)
+        except Exception as exc:  # noqa: BLE001 - recorded in the cell, with its traceback
+            self.log(f"    the lab failed: {type(exc).__name__}: {exc}")
+            verdict = verdicts.from_lab_error(f"{type(exc).__name__}: {exc}")
+            verdict.sample = traceback.format_exc(limit=6)
+            return self._finish(self._skeleton(cell, RouteCheck(None), started, kind), verdict, {}, {})
+
+    def _run(self, cell: Cell, kind: Kind, started: float) -> dict:
         services = [cell.route.server] + ([cell.route.proxy] if cell.route.proxy != "direct" else [])
-        before = self._liveness(services)
         gone = next((s for s in services if s in self.given_up), None)
-        if gone or not all(st.alive for st in before.values()):
+        if gone:
             result = self._skeleton(cell, RouteCheck(None), started, kind)
-            if gone:
-                verdict = Verdict(Status.FAILED, f"{verdicts.CRASHING}: {gone} exited "
-                                                 f"{self.max_restarts + 1} times in this matrix")
-            else:
-                verdict = self._crashed(before)
-            return self._finish(result, verdict, before, before)
+            return self._finish(result, verdicts.given_up(gone, self.given_up[gone]), {}, {})
+        before = self._liveness(services)
+        if not all(st.alive for st in before.values()):
+            result = self._skeleton(cell, RouteCheck(None), started, kind)
+            return self._finish(result, self._crashed(before), before, before)
         check = self.check_route(cell.route)
         result = self._skeleton(cell, check, started, kind)
         verdict = check.verdict or kind.before(cell)
@@ -191,7 +209,7 @@ class Runner:
     def _liveness(self, services: list[str]) -> dict[str, Liveness]:
         if self.lab is None:
             return {}
-        return {s: self.lab.alive(s) for s in services if s not in self.given_up}
+        return {s: self.lab.alive(s) for s in services}
 
     def _crashed(self, states: dict[str, Liveness]) -> Verdict:
         """The cell fails with the exit status; the service is restarted (bounded)."""
@@ -200,18 +218,23 @@ class Runner:
         for st in dead:
             self.log(f"    {st.service} exited ({st.exit or 'exit status unknown'})")
             self._forget(st.service)
-            count = self.restarts.get(st.service, 0)
-            if count >= self.max_restarts:
-                self.given_up.add(st.service)
+            count = self.crashes[st.service] = self.crashes.get(st.service, 0) + 1
+            if count > self.max_restarts:
+                self.given_up[st.service] = f"exited {count} times in this matrix"
                 self.log(f"    {st.service}: {verdicts.CRASHING}; its remaining cells fail")
                 continue
-            self.restarts[st.service] = count + 1
-            self.log(f"    restarting {st.service} ({count + 1} of at most {self.max_restarts}) ...")
+            self.log(f"    restarting {st.service} ({count} of at most {self.max_restarts}) ...")
             try:
-                self.lab.restart(st.service)
+                restarted = self.lab.restart(st.service) or [st.service]
             except Exception as exc:  # noqa: BLE001 - any failure to come back ends its cells
-                self.given_up.add(st.service)
+                self.given_up[st.service] = f"did not come back after exiting: {exc}"
                 self.log(f"    {st.service} did not come back: {exc}")
+                continue
+            for svc in restarted:
+                self.restarts[svc] = self.restarts.get(svc, 0) + 1
+                if svc != st.service:
+                    self.log(f"    {svc} restarted too (the server came back on another address)")
+                    self._forget(svc)
         return verdict
 
     def _forget(self, service: str) -> None:

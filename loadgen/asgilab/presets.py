@@ -121,6 +121,7 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
         raise LabError(f"{path} is not valid TOML: {exc}") from None
     out = {}
     for name, spec in data.get("presets", {}).items():
+        _check_preset(f"{path.name}: preset {name}", spec)
         scenarios = []
         for i, raw in enumerate(spec.get("scenarios", []), 1):
             where = f"{path.name}: preset {name}, scenario {i} ({raw.get('kind', 'no kind')})"
@@ -136,9 +137,29 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
             order=spec.get("order", "routes"),
             features=bool(spec.get("features", False)),
         )
-        if out[name].order not in ("routes", "interleaved"):
-            raise LabError(f"preset {name}: order must be routes or interleaved")
     return out
+
+
+# A preset's own keys and what each must be (a scenario's are its kind's).
+PRESET_KEYS: dict[str, tuple[str, Any]] = {
+    "description": ("text", str), "proxies": ("a list of names", list), "paths": ("a list of names", list),
+    "clients": ("a list of client protocols", list), "scenarios": ("a list of tables", list),
+    "order": ("routes or interleaved", str), "features": ("true or false", bool),
+}
+
+
+def _check_preset(where: str, spec: Any) -> None:
+    if not isinstance(spec, dict):
+        raise LabError(f"{where}: must be a table")
+    for key, value in spec.items():
+        if key not in PRESET_KEYS:
+            raise LabError(f"{where}: unknown key {key!r}; known: {', '.join(PRESET_KEYS)}")
+        what, kind = PRESET_KEYS[key]
+        items_ok = kind is not list or all(isinstance(v, dict if key == "scenarios" else str) for v in value)
+        if not isinstance(value, kind) or not items_ok:
+            raise LabError(f"{where}: {key} must be {what}, not {value!r}"[:300])
+    if spec.get("order", "routes") not in ("routes", "interleaved"):
+        raise LabError(f"{where}: order must be routes or interleaved")
 
 
 def get(name: str, scenarios: list[str] | None = None) -> Preset:

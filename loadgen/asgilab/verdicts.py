@@ -86,10 +86,15 @@ def from_liveness(before: Liveness | None, after: Liveness | None) -> Verdict | 
     return None
 
 
-def from_restarts(restarts: int, limit: int) -> Verdict | None:
-    if restarts > limit:
-        return Verdict(Status.FAILED, f"{CRASHING} (restarted {limit} times in this matrix)")
-    return None
+def given_up(service: str, why: str) -> Verdict:
+    """A service the matrix stopped restarting: its remaining cells fail without running."""
+    return Verdict(Status.FAILED, f"{CRASHING}: {service} {why}")
+
+
+def from_lab_error(error: str) -> Verdict:
+    """The lab's own failure during a cell (an engine that did not answer, a driver bug):
+    nothing was learnt about the server, so no figure and no blame."""
+    return Verdict(Status.INVALID, f"the lab failed during this cell, not the server: {error}")
 
 
 # -- the second client's route checks (before any load) ---------------------------------
@@ -147,6 +152,23 @@ def from_route_checks(
 
 
 # -- a load tool's own report -----------------------------------------------------------
+def from_timeout(tool: str, seconds: float, sample: str = "") -> Verdict:
+    """The tool ran past its bound and was stopped: the route did not answer in time."""
+    return Verdict(Status.FAILED, f"{tool} did not finish within {seconds:g}s", sample)
+
+
+def from_unreadable(tool: str, error: str, returncode: int | None, why: str = "",
+                    sample: str = "") -> Verdict:
+    """The tool's output lacks what a verdict needs: no figure, and nothing said of the server."""
+    return Verdict(Status.INVALID, f"{tool}: {error} (exit {returncode}){': ' + why if why else ''}",
+                   sample)
+
+
+def tool_cannot_speak(tool: str, protocol: str, why: str) -> Verdict:
+    """The route's protocol is one this tool does not speak (a browser and h2c)."""
+    return Verdict(Status.UNSUPPORTED, f"{tool} cannot measure {protocol}: {why}")
+
+
 def h2load_said(s: h2load.Summary) -> str:
     return (
         f"h2load: {s.succeeded} of {s.total} succeeded, {s.failed} failed, {s.errored} errored, "

@@ -23,8 +23,8 @@ from asgilab.topology import Route
 
 # What Resource Timing's nextHopProtocol must say on each client protocol.
 EXPECTED_PROTOCOL = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2": "h2"}
-H2C_REASON = ("browsers do not speak h2c (HTTP/2 without TLS); Chromium would fall back to "
-              "HTTP/1.1 on this port")
+H2C_REASON = ("browsers do not speak HTTP/2 without TLS; Chromium would fall back to HTTP/1.1 "
+              "on this port")
 SLACK_S = 30.0  # launch, page load and a slow proxy on top of the page's ideal time
 # Chromium aborts every request in flight when the host's network configuration changes
 # (an interface or address appears, e.g. another container or namespace starting). Such
@@ -114,7 +114,7 @@ class BrowserKind(Kind):
 
     def before(self, cell: Cell) -> verdicts.Verdict | None:
         if cell.route.client == "h2c":
-            return verdicts.Verdict(verdicts.Status.UNSUPPORTED, H2C_REASON)
+            return verdicts.tool_cannot_speak("Chromium", "h2c", H2C_REASON)
         return None
 
     def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:

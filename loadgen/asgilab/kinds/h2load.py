@@ -15,6 +15,7 @@ from asgilab.tools import h2load, h2load_log
 from asgilab.topology import Route
 
 RECHECK_ATTEMPTS = 20
+RECHECK_TIMEOUT_S = 13.0  # per request, as before kinds had parameters of their own
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,12 @@ class _H2load(Kind):
         one: dict = {"run": index + 1, "command": argv, "raw_output": ran.output[-RAW_OUTPUT_LIMIT:],
                      "loadgen_cpu_pct": round(ran.cpu_pct, 1), "wall_s": round(ran.wall_s, 3)}
         if ran.timed_out:
-            return Run(one, verdicts.Verdict(verdicts.Status.FAILED, f"h2load timed out after {limit:g}s",
-                                             tail(ran.output)))
+            return Run(one, verdicts.from_timeout("h2load", limit, tail(ran.output)))
         try:
             summary = h2load.parse(ran.output)
         except h2load.ParseError as exc:
-            return Run(one, verdicts.Verdict(verdicts.Status.INVALID, f"{exc} (exit {ran.returncode})",
-                                             tail(ran.output)))
+            return Run(one, verdicts.from_unreadable("h2load", str(exc), ran.returncode,
+                                                     sample=tail(ran.output)))
         one.update(figures=summary.to_dict(), negotiated_protocol=summary.application_protocol,
                    succeeded=summary.succeeded, failed=summary.total - summary.succeeded,
                    finished_ms=summary.finished_ms, req_per_s=summary.req_per_s)
@@ -139,8 +139,9 @@ class LoadKind(_H2load):
     def recheck(self, cell: Cell) -> Recheck:
         p = cell.scenario.params
         if p.body_size:
-            return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, 15.0, "POST", b"x" * p.body_size)
-        return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, 15.0)
+            return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, RECHECK_TIMEOUT_S, "POST",
+                           b"x" * p.body_size)
+        return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, RECHECK_TIMEOUT_S)
 
     def ceiling_cell(self, cell: Cell, target: Route) -> Cell:
         return Cell(cell.scenario.with_(path=STATIC_PATH, body_size=None, repeat=1), target)

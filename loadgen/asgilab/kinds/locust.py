@@ -104,14 +104,13 @@ class LocustKind(Kind):
                                  "wall_s": round(p.wall_s, 3)} for p in ran.processes],
             }
             if ran.timed_out:
-                return Run(one, verdicts.Verdict(verdicts.Status.FAILED, f"Locust did not finish within "
-                                                 f"{the_plan.timeout_s:g}s", tail(ran.output)))
+                return Run(one, verdicts.from_timeout("Locust", the_plan.timeout_s, tail(ran.output)))
             try:
                 res = locust.parse_files(the_plan.out_prefix)
             except locust.ParseError as exc:
                 why = "workers did not connect" if "Gave up waiting for workers" in ran.output else ""
-                return Run(one, verdicts.Verdict(verdicts.Status.INVALID, f"{exc} (exit {ran.returncode})"
-                                                 f"{': ' + why if why else ''}", tail(ran.output)))
+                return Run(one, verdicts.from_unreadable("Locust", str(exc), ran.returncode, why,
+                                                         tail(ran.output)))
         finally:
             shutil.rmtree(work, ignore_errors=True)  # what counts is in the result
         hist, page_hist = res.histogram, res.page_histogram

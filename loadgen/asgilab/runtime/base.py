@@ -71,8 +71,9 @@ class Runtime(ABC):
         """Host that the load generator uses to reach a service."""
 
     @abstractmethod
-    def up(self, servers: list[str], proxies: list[str]) -> None:
-        """Starts the selected services and returns once every listener answers."""
+    def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
+        """Starts the selected services and returns once every listener answers. ``own``:
+        False when the lab is the user's; then nothing of it is stopped, on failure either."""
 
     @contextmanager
     def session(self, servers: list[str], proxies: list[str]) -> Iterator[None]:
@@ -92,7 +93,7 @@ class Runtime(ABC):
                       "it and leaving the rest of your lab as it is ...", flush=True)
                 self.restart(svc)
         try:
-            self.up(servers, proxies)
+            self.up(servers, proxies, own=started_here)
             yield
         finally:
             if started_here:
@@ -108,9 +109,10 @@ class Runtime(ABC):
         """Whether a server variant or proxy runs, and how it ended if it does not."""
 
     @abstractmethod
-    def restart(self, service: str) -> None:
+    def restart(self, service: str) -> list[str]:
         """Starts a service that is down again, as it was started, and returns once it
-        answers; what still runs of it is stopped first."""
+        answers; what still runs of it is stopped first. Returns every service restarted
+        (the service, and any that had to follow it)."""
 
     @abstractmethod
     def down(self) -> None:

@@ -156,7 +156,7 @@ class ComposeRuntime(Runtime):
             raise LabError("compose.yaml does not match servers/catalog.toml and proxy/: run "
                            f"`make compose-file` (first difference: {' / '.join(changed)[:200]})")
 
-    def up(self, servers: list[str], proxies: list[str]) -> None:
+    def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
         if inside() or self.running():
             return  # already up (or, inside, brought up by the host): nothing to do
         # Proxies' configurations name every server, so the lab always runs whole; a
@@ -168,7 +168,8 @@ class ComposeRuntime(Runtime):
             self.compose("up", "-d", "--no-build", *services, timeout=600)
             self._wait_healthy(services)
         except BaseException:
-            self.down()
+            if own:  # a lab the user brought up is theirs to take down
+                self.down()
             raise
 
     def _wait_healthy(self, services: list[str]) -> None:
@@ -238,6 +239,7 @@ class ComposeRuntime(Runtime):
     def _engine(self) -> Engine:
         if not hasattr(self, "_engine_client"):
             self._engine_client = Engine()
+            self._addresses: dict[str, dict[str, str]] = {}
         return self._engine_client
 
     def _container(self, service: str) -> dict | None:
@@ -254,36 +256,44 @@ class ComposeRuntime(Runtime):
     def alive(self, service: str) -> Liveness:
         try:
             found = self._container(service)
+            if found is None:
+                return Liveness(service, False, "no container")
+            inspected = self._engine().inspect(found["Id"])
+            state = inspected["State"]
+            if state.get("Running") and not state.get("Restarting"):
+                # Where it was while alive: a stopped container has no address any more.
+                self._addresses[service] = _addresses(inspected)
+                return Liveness(service, True)
+            how = describe_exit(state.get("ExitCode"), container=True) or state.get("Status", "stopped")
+            if state.get("OOMKilled"):
+                how += ", killed for lack of memory"
+            return Liveness(service, False, how, self._engine().logs(found["Id"], tail=8))
         except LabError as exc:
-            # Nothing can be told without the engine: not a verdict on the server.
+            # Nothing can be told without the engine: not a verdict on the server, and said.
             return Liveness(service, True, f"unknown ({exc})")
-        if found is None:
-            return Liveness(service, False, "no container")
-        state = self._engine().inspect(found["Id"])["State"]
-        if state.get("Running") and not state.get("Restarting"):
-            return Liveness(service, True)
-        how = describe_exit(state.get("ExitCode"), container=True) or state.get("Status", "stopped")
-        if state.get("OOMKilled"):
-            how += ", killed for lack of memory"
-        return Liveness(service, False, how, self._engine().logs(found["Id"], tail=8))
 
-    def restart(self, service: str) -> None:
+    def restart(self, service: str) -> list[str]:
         """Starts the service's container again and waits for its health check. A server
-        that comes back on another address is re-resolved by restarting the proxies (they
-        resolve upstream names once, at start-up)."""
+        that comes back on another address (or whose address was never seen) is followed by
+        the proxies: they resolve upstream names once, at start-up."""
         engine = self._engine()
         found = self._container(service)
         if found is None:
             raise LabError(f"cannot restart {service}: it has no container (make lab)")
-        before = _addresses(engine.inspect(found["Id"]))
+        before = self._addresses.get(service)
         engine.restart(found["Id"])
         self._wait_container(found["Id"], service)
-        if service in catalog.load_servers() and _addresses(engine.inspect(found["Id"])) != before:
+        now = _addresses(engine.inspect(found["Id"]))
+        self._addresses[service] = now
+        restarted = [service]
+        if service in catalog.load_servers() and now != before:
             for proxy in catalog.load_proxies():
                 other = self._container(proxy)
                 if other is not None:
                     engine.restart(other["Id"])
                     self._wait_container(other["Id"], proxy)
+                    restarted.append(proxy)
+        return restarted
 
     def _wait_container(self, container: str, service: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -205,12 +205,16 @@ class LocalRuntime(Runtime):
         return certs.ensure(self.dir / "certs", ["localhost", HOST])
 
     # -- up ----------------------------------------------------------------------------
-    def up(self, servers: list[str], proxies: list[str]) -> None:
+    def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
         current = self.running()
         if current and set(servers) <= set(current["servers"]) and set(proxies) <= set(
             current["proxies"]
         ):
             return
+        if not own and current:
+            missing = sorted({*servers, *proxies} - {*current["servers"], *current["proxies"]})
+            raise LabError(f"the running lab (yours) has no {', '.join(missing)}: select within it "
+                           "(--servers/--proxies) or `make down` first")
         self.down()
         topo = self.topology(servers, proxies)
         kinds = catalog.load_proxies()
@@ -244,7 +248,7 @@ class LocalRuntime(Runtime):
             self.down()
             raise
 
-    def restart(self, service: str) -> None:
+    def restart(self, service: str) -> list[str]:
         state = self._state()
         if not state or service not in [*state["servers"], *state["proxies"]]:
             raise LabError(f"cannot restart {service}: the lab ({self.name}) did not start it")
@@ -260,12 +264,13 @@ class LocalRuntime(Runtime):
             time.sleep(0.1)  # the killed process's sockets close with it
         for name, proc in mine.items():
             state["procs"][name] = self._spawn(name, service, proc["argv"], Path(proc["cwd"]))
-        self._save(state)
+            self._save(state)  # each at once: `make down` must find it, Ctrl-C or not
         part = topology.Topology(
             tuple(li for li in topo.listeners if li.server == service),
             tuple(f for f in topo.frontends if f.proxy == service), ())
         self._wait_ready(part, {n: state["procs"][n] for n in mine}, self.certs())
         self._note_members(state, list(mine))
+        return [service]
 
     def _save(self, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

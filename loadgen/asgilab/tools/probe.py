@@ -31,8 +31,8 @@ class ProbeResult:
     status_line: str | None = None  # raw HTTP/1.1 status line without CRLF, where there is one
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the last response's body, first 2 KiB
-    # False when no connection could be made (refused, unreachable, unresolved, timed
-    # out): nothing was heard from the server, so nothing may be concluded about it.
+    # False when the last attempt heard nothing from the server: no connection (refused,
+    # unreachable, unresolved) or silence (any timeout). Nothing may be concluded from it.
     answered: bool = True
 
     @property
@@ -80,7 +80,7 @@ def check(
                     res.ok_2xx += 1
     except (httpx.HTTPError, OSError, ValueError) as exc:  # h2 raises ValueError-ish too
         res.error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
-        res.answered = bool(res.statuses) or not no_connection(exc)
+        res.answered = not no_connection(exc)  # the attempt that failed decides
     except Exception as exc:  # noqa: BLE001 - h2's protocol errors are not httpx errors
         res.error = f"{type(exc).__name__}: {exc}"[:300]
     if client in ("h1", "h1-tls") and res.statuses:
@@ -89,9 +89,10 @@ def check(
 
 
 def no_connection(exc: BaseException) -> bool:
-    """The connection itself failed: refused, unreachable, unresolved or timed out (a TLS
-    handshake the server answered, or a reset after connecting, are answers)."""
-    if isinstance(exc, httpx.ConnectTimeout):
+    """Nothing was heard: the connection failed (refused, unreachable, unresolved) or the
+    server stayed silent (connect, read, write or pool timeout). A TLS alert, a reset or a
+    close after connecting, a protocol error: those are the server's answers."""
+    if isinstance(exc, httpx.TimeoutException):
         return True
     seen: BaseException | None = exc
     while seen is not None:
