@@ -265,3 +265,24 @@ def test_silence_or_a_refusal_after_a_success_is_no_answer(topo):
     refused_late = probe("h2", ok=1, error="ConnectError: [Errno 111] Connection refused", answered=False)
     v = verdicts.from_route_checks(topo.route("hypercorn.direct.h2"), refused_late, None, None)
     assert v.status == "failed" and "does not offer" not in v.reason
+
+
+def test_a_users_lab_is_never_replaced_by_a_command(lab_env):
+    """A command that needs more than the user's running lab says so instead of stopping it."""
+    import json
+    import os
+    from pathlib import Path
+
+    from asgilab.runtime.local import LocalRuntime, start_time
+
+    rt = LocalRuntime()
+    me = {"pid": os.getpid(), "start_time": start_time(os.getpid()), "service": "hypercorn",
+          "argv": [], "cwd": "."}  # this process stands in for the user's running server
+    rt.dir.mkdir(parents=True)
+    rt.state_file.write_text(json.dumps({"runtime": "local", "servers": ["hypercorn"], "proxies": [],
+                                         "procs": {"hypercorn-clear": me}, "started_at": 0}))
+    with pytest.raises(LabError, match="the running lab .yours. has no granian"):
+        rt.up(["granian"], [], own=False)
+    assert Path(rt.state_file).exists() and rt.running()  # nothing of it was stopped
+    rt.up(["hypercorn"], [], own=False)  # within it: nothing to do
+    rt.state_file.unlink()  # never let down() signal this test's own process
