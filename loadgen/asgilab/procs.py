@@ -27,8 +27,18 @@ def killpg(pgid: int, sig: int) -> None:
 
 
 def group_exists(pgid: int) -> bool:
+    return _exists(os.killpg, pgid)
+
+
+def pid_alive(pid: int) -> bool:
+    return _exists(os.kill, pid)
+
+
+def _exists(send, target: int) -> bool:
+    """Signal 0 delivers nothing: it only asks whether the target is there (a process of
+    another user is there too)."""
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

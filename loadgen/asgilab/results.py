@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 from asgilab import paths
+from asgilab.verdicts import Status
 
 SCHEMA = 1
-STATUSES = ("ok", "unsupported", "failed", "invalid")
+STATUSES = tuple(s.value for s in Status)
 CSV_COLUMNS = (
     "runtime", "server", "proxy", "upstream_protocol", "client_protocol", "negotiated_protocol",
     "scenario", "tool", "status", "req_per_s", "succeeded", "failed", "finished_ms", "reason",

@@ -69,20 +69,14 @@ def ok() -> Verdict:
 
 
 # -- the server's liveness -------------------------------------------------------------
-def crash_reason(state: Liveness) -> str:
-    """'server exited (signal 9)' / '(exit code 3)', with the last lines of its log."""
-    how = state.exit or "unknown exit status"
-    tail = f"; last lines of its log:\n{state.log_tail}" if state.log_tail else ""
-    return f"server {state.service} exited ({how}){tail}"
-
-
 def from_liveness(before: Liveness | None, after: Liveness | None) -> Verdict | None:
     """A server that was dead before the cell, or died during it, decides the cell: nothing
-    a tool or probe saw then is about the server's support of anything."""
+    a tool or probe saw then is about the server's support of anything. The reason says how
+    it ended; the sample keeps the last lines of its log."""
     for state in (before, after):
         if state is not None and not state.alive:
-            return Verdict(Status.FAILED, crash_reason(state).split("; last lines", 1)[0],
-                           state.log_tail)
+            how = state.exit or "unknown exit status"
+            return Verdict(Status.FAILED, f"server {state.service} exited ({how})", state.log_tail)
     return None
 
 

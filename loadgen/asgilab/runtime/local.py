@@ -18,7 +18,7 @@ from pathlib import Path
 
 from asgilab import catalog, certs, config, paths, render, supervise, topology
 from asgilab.errors import LabError
-from asgilab.procs import group_exists, killpg
+from asgilab.procs import group_exists, killpg, pid_alive
 from asgilab.runtime.base import Liveness, Runtime, describe_exit
 from asgilab.tools import probe
 
@@ -83,16 +83,6 @@ def group_members(pgid: int) -> dict[int, str | None]:
         if fields and int(fields[2]) == pgid:
             out[int(entry.name)] = fields[19]
     return out
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalRuntime(Runtime):
