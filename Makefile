@@ -7,13 +7,14 @@ ROUTE   ?= granian.direct.h2
 ASGILAB := cd loadgen && $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser features report screenshot test test-fast lint clean images images-offline locust-ui compose-file
+.PHONY: help setup lab down status routes check matrix browser features mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
+	@echo "make mangum    Mangum (an AWS Lambda adapter) in process: every event kind verified, its feature row, its cost"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite (unit and integration: starts servers, proxies, tools, browsers)"
 	@echo "make test-fast the unit tests only (pytest -m 'not integration'), for a quick loop"
@@ -37,7 +38,7 @@ $(VENV)/.installed: servers/requirements.txt loadgen/requirements.txt loadgen/re
 	@touch $@
 
 lab: setup
-	@$(ASGILAB) up
+	@$(ASGILAB) up $(if $(SERVERS),--servers $(SERVERS))
 
 down: setup
 	@$(ASGILAB) down
@@ -61,7 +62,7 @@ compose-file: setup
 	@$(ASGILAB) compose-file
 
 matrix: setup
-	@$(ASGILAB) matrix --preset $(PRESET) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
+	@$(ASGILAB) matrix --preset $(PRESET) $(if $(SERVERS),--servers $(SERVERS)) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
 
 locust-ui: setup
 	@$(ASGILAB) locust-ui --route $(ROUTE) $(if $(WORKERS),--workers $(WORKERS))
@@ -69,8 +70,11 @@ locust-ui: setup
 browser: setup
 	@$(ASGILAB) matrix --preset browser
 
+mangum: setup
+	@$(ASGILAB) mangum
+
 features: setup
-	@$(ASGILAB) features $(FEATURES_ARGS)
+	@$(ASGILAB) features $(if $(SERVERS),--servers $(SERVERS)) $(FEATURES_ARGS)
 
 report: setup
 	@$(ASGILAB) report

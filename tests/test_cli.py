@@ -18,8 +18,8 @@ def test_bad_preset(lab_env):
 
 
 def test_unknown_server(lab_env):
-    msg = one_line_error(asgilab("up", "--servers", "gunicorn", env=lab_env))
-    assert "unknown server gunicorn" in msg and "hypercorn" in msg
+    msg = one_line_error(asgilab("up", "--servers", "nosuchserver", env=lab_env))
+    assert "unknown server nosuchserver" in msg and "hypercorn" in msg
 
 
 def test_unknown_runtime(lab_env):

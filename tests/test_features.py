@@ -154,7 +154,8 @@ def test_extra_listeners_come_after_every_route_port():
     assert min(li.port for li in extra) > max(route_ports)
     # a catalog without extra listeners numbers every route port the same
     bare = {n: catalog.ServerVariant(v.name, v.description, v.packages,
-                                     {k: c for k, c in v.commands.items() if k in ("clear", "tls")})
+                                     {k: c for k, c in v.commands.items() if k in ("clear", "tls")},
+                                     v.params)
             for n, v in servers.items()}
     topo2 = topology.build(bare, proxies, 20000, lambda s: "127.0.0.1")
     assert {r.id: r.port for r in topo2.routes} == {r.id: r.port for r in topo.routes}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asgilab import catalog
+from asgilab import presets
 from conftest import asgilab, lab_processes
 from crash import statuses_match_the_record
 
@@ -36,7 +36,7 @@ def test_quick_matrix_succeeds_and_cleans_up(quick_run):
 def test_every_cell_has_a_status_and_ok_means_verified(quick_run):
     _, _, reports = quick_run
     rows = list(csv.DictReader((reports / "cells.csv").open()))
-    servers = set(catalog.load_servers())
+    servers = set(presets.get("quick").servers)  # the five families at their defaults
     assert {r["server"] for r in rows} == servers
     assert {r["proxy"] for r in rows} == {"direct", "nginx", "haproxy"}
     assert {r["client_protocol"] for r in rows} == {"h1", "h2"}
@@ -90,7 +90,7 @@ def test_report_has_a_table_per_scenario_and_the_page_case(quick_run):
     html = (reports / "index.html").read_text()
     assert "h2load -c 10 -n 300 -m 1 /query" in html
     assert "24-request page" in html
-    for name in catalog.load_servers():
+    for name in presets.get("quick").servers:
         assert name in html
     for path in ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c"):
         assert f">{path}<" in html

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from asgilab import matrix, presets, results, stats, verdicts
+from asgilab import matrix, presets, results, stats, topology, verdicts
 from asgilab.kinds import locust as kind
 from asgilab.runtime.local import LocalRuntime
 from asgilab.tools import locust
@@ -17,7 +17,7 @@ from conftest import lab_processes
 
 pytestmark = pytest.mark.integration
 PORT_BASE = "22400"
-MASTER_PORT = str(int(PORT_BASE) + locust.MASTER_PORT_OFFSET)
+MASTER_PORT = str(topology.after_the_lab(int(PORT_BASE)))  # the master: right after the lab
 
 
 @pytest.fixture(scope="module")

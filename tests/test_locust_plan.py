@@ -76,11 +76,13 @@ def test_master_and_worker_command_lines(topo):
     plan = kind.plan(matrix.Cell(s, topo.route("granian.direct.h1")), "/tmp/x/out", 22000)
     main = locust.main_argv(plan)
     assert "--master" in main and main[main.index("--expect-workers") + 1] == "2"
-    assert main[main.index("--master-bind-port") + 1] == "22190"
+    master = str(topology.after_the_lab(22000))  # the first port after the lab's own
+    assert int(master) > max(topo.ports()) - 20000 + 22000  # never one of the lab's ports
+    assert main[main.index("--master-bind-port") + 1] == master
     assert main[main.index("--master-bind-host") + 1] == "127.0.0.1"
     worker = locust.worker_argv(plan)
     assert worker[worker.index("-f") + 1] == "-"  # the locustfile comes from the master
-    assert worker[worker.index("--master-port") + 1] == "22190" and "--worker" in worker
+    assert worker[worker.index("--master-port") + 1] == master and "--worker" in worker
     assert plan.timeout_s > plan.run_time_s + locust.WORKERS_WAIT_S
 
 

@@ -164,3 +164,203 @@ def test_filters_hide_other_servers_rows_and_chart_marks(cells):
             assert page.evaluate(visible, 'g[id^="cell--granian--nginx-h1--"]') > 0
         finally:
             b.close()
+
+
+# -- many variants: families ----------------------------------------------------------------
+from asgilab import families  # noqa: E402
+
+# A catalog order that is neither alphabetical nor grouped: the report must group it.
+CATALOG = """
+[servers.granian]
+[servers.hypercorn]
+[servers.daphne]
+[servers.hypercorn-uvloop]
+family = "hypercorn"
+extends = "hypercorn"
+[servers.granian-w2]
+family = "granian"
+extends = "granian"
+[servers.hypercorn-w2]
+family = "hypercorn"
+extends = "hypercorn"
+"""
+VARIANT_PARAMS = {"granian": {"workers": 1}, "granian-w2": {"workers": 2},
+                  "hypercorn": {"workers": 1, "worker_class": "asyncio"},
+                  "hypercorn-uvloop": {"workers": 1, "worker_class": "uvloop"},
+                  "hypercorn-w2": {"workers": 2, "worker_class": "asyncio"},
+                  "hypercorn-2021": {"workers": 1, "worker_class": "asyncio"}, "daphne": {"workers": 1}}
+
+
+@pytest.fixture
+def variant_cells(lab_env, tmp_path, monkeypatch):
+    """Three families, one a single server; a stored variant the catalog no longer has
+    (hypercorn-2021, its family recorded) and one from before families were recorded
+    (hypercorn-w2: the catalog's family)."""
+    (tmp_path / "catalog.toml").write_text(CATALOG)
+    monkeypatch.setenv("LAB_CATALOG", str(tmp_path / "catalog.toml"))
+    out = []
+    for i, server in enumerate(VARIANT_PARAMS):
+        settings = {"proxy": None, "server_params": VARIANT_PARAMS[server]}
+        if server != "hypercorn-w2":
+            settings["server_family"] = server.split("-")[0]
+        for client in ("h1", "h2"):
+            rps = 1000.0 + 100 * i
+            out.append(make_cell("load", server, "direct", client, req_per_s=rps, settings=settings,
+                                 runs=[{"req_per_s": rps * f} for f in (0.99, 1.0, 1.01)],
+                                 spread={"n": 3, "median": rps, "min": rps * .99, "max": rps * 1.01,
+                                         "mean": rps, "stdev": 1, "cv": 0.01},
+                                 percentiles_ms={"p50": 1.0, "p90": 2.0, "p99": 5.0, "p99.9": 9.0}))
+            out.append(make_cell("page24", server, "direct", client, settings=settings,
+                                 finished_ms=2000.0 if client == "h1" else 520.0))
+    for c in out:
+        results.save(c)
+    return out
+
+
+EXPECTED_ORDER = ["granian", "granian-w2", "hypercorn", "hypercorn-uvloop", "hypercorn-w2", "hypercorn-2021",
+                  "daphne"]
+
+
+def test_families_order_defaults_first_then_catalog_order():
+    fam = {"hypercorn-uvloop": "hypercorn", "hypercorn": "hypercorn", "zeta-x": "zeta",
+           "granian-w2": "granian", "granian": "granian", "alpha": "alpha"}
+    catalog_order = ["granian", "hypercorn-uvloop", "hypercorn", "granian-w2"]
+    assert families.ordered(sorted(fam), fam, catalog_order) == [
+        "granian", "granian-w2", "hypercorn", "hypercorn-uvloop", "alpha", "zeta-x"]
+    assert families.grouped(sorted(fam), fam, catalog_order)[1] == (
+        "hypercorn", ["hypercorn", "hypercorn-uvloop"])
+    assert families.defaults([("hypercorn", ["hypercorn", "hypercorn-uvloop"]), ("zeta", ["zeta-x"])]) == [
+        "hypercorn", "zeta-x"]
+
+
+def test_families_of_results_recorded_then_catalog_then_name():
+    cells = [{"route": {"server": "a-1"}, "settings": {"server_family": "a"}},
+             {"route": {"server": "b-1"}, "settings": {}}, {"route": {"server": "c"}}]
+    assert families.family_map(cells, {"b-1": "b", "a-1": "x"}, ["m"]) == {
+        "a-1": "a", "b-1": "b", "c": "c", "m": "m"}
+    assert families.describe_change({"workers": 2, "loop": "uvloop"}, {"workers": 1}) == (
+        "loop uvloop vs unset, workers 2 vs 1")
+    assert families.short_change({"workers": 2}, {"workers": 1}) == "workers=2"
+
+
+def test_tables_group_rows_under_their_family(variant_cells):
+    ctx = report.context(variant_cells)
+    (t,) = ctx["tables"]
+    assert t["servers"] == EXPECTED_ORDER
+    assert [f for f, _ in t["families"]] == ["granian", "hypercorn", "daphne"]
+    assert t["notes"]["hypercorn-uvloop"]["change"] == "worker_class=uvloop"
+    assert t["notes"]["hypercorn"]["change"] == ""
+    html = report.write().read_text()
+    table = html[html.index('id="local-query-c10-n300-m1"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r'<tr (?:class="fam" data-family|data-server)="([^"]+)"', table)
+    assert rows == ["granian", "granian", "granian-w2", "hypercorn", "hypercorn", "hypercorn-uvloop",
+                    "hypercorn-w2", "hypercorn-2021", "daphne", "daphne"]
+    assert 'hypercorn <span class="muted">· 4 variants</span>' in html
+
+
+def test_the_variant_filter_offers_families_variants_and_defaults(variant_cells):
+    html = report.write().read_text()
+    assert '<optgroup label="hypercorn"><option value="family:hypercorn">all hypercorn (4)</option>' in html
+    assert '<option value="defaults">family defaults</option>' in html
+    picks = re.findall(r'data-pick-server="([^"]+)" data-of="([^"]+)"', html)
+    assert [s for s, _ in picks] == EXPECTED_ORDER and dict(picks)["hypercorn-w2"] == "hypercorn"
+    blob = re.search(r'<script type="application/json" id="lab-families">(.*?)</script>', html).group(1)
+    blob = json.loads(blob)
+    assert blob["family"]["hypercorn-2021"] == "hypercorn"
+    assert blob["defaults"] == ["granian", "hypercorn", "daphne"]
+    assert re.search(r'id="key--hypercorn-uvloop--\d+"', html)  # chart keys the filter dims
+    assert "Variants within a family" in html
+    assert "hypercorn-uvloop over hypercorn (worker_class uvloop vs asyncio)" in html
+
+
+def test_variants_take_shades_of_their_familys_hue():
+    import colorsys
+
+    from matplotlib.colors import to_rgb
+
+    fam = {f"{f}-{i}" if i else f: f for f in ("a", "b", "c", "d", "e") for i in range(4)}
+    servers = list(fam)
+    colors = charts.palette(servers, fam)
+    assert len(set(colors.values())) == len(servers) == 20
+    hue = {s: colorsys.rgb_to_hls(*to_rgb(c))[0] for s, c in colors.items()}
+    for f in "abcde":  # one hue per family (up to the rounding of hex colours)
+        assert max(abs(hue[s] - hue[f]) for s in servers if fam[s] == f) < 0.02
+    assert min(abs(hue[f] - hue[g]) for f in "abcde" for g in "abcde" if f < g) > 0.04
+    assert charts.palette(["x", "y"]) == {"x": charts.SERVER_COLORS[0], "y": charts.SERVER_COLORS[1]}
+
+
+def test_a_chart_with_many_variants_keys_them_by_family(variant_cells):
+    load = [c for c in variant_cells if c["scenario"]["kind"] == "load"]
+    fam = families.family_map(load, {"hypercorn-w2": "hypercorn"})
+    svg = charts.throughput(load, EXPECTED_ORDER, ["direct"], ["h1", "h2"], fam)
+    for name in EXPECTED_ORDER:
+        assert re.search(rf'id="key--{name}--\d+"', svg)
+    assert "font-weight: 700" in svg or "font-weight:700" in svg or "bold" in svg  # family names head columns
+    two = ["granian", "daphne"]
+    flat = charts.throughput([c for c in load if c["route"]["server"] in two], two, ["direct"], ["h1"],
+                             {s: s for s in two})
+    assert "bold" not in flat and "font-weight: 700" not in flat  # no families to head: the old key
+
+
+def feature_row(server, state, family, rank, summary="ok", **extra):
+    row = {"runtime": "local", "server": server, "path": "direct", "feature": "http1", "state": state,
+           "observed": state, "summary": summary, "evidence": "e", "value": None, "server_version": "1.0",
+           "proxy_version": None, "path_unavailable": False, "checked_at": "now", "label": "HTTP/1.1",
+           "source": f"features/local/{server}/direct.json", "group": "Protocols", "show": "mark", "doc": "",
+           "scope": "all", "order": 1, "server_order": 99, "family": family, "server_rank": rank}
+    row.update(extra)
+    return row
+
+
+def test_feature_matrix_heads_columns_by_family_and_shows_not_applicable():
+    rows = [feature_row("hypercorn-uvloop", "supported", "hypercorn", 1),
+            feature_row("mangum", "n/a", "mangum", 3, summary="not a network server"),
+            feature_row("hypercorn", "supported", "hypercorn", 0),
+            feature_row("granian", "unsupported", "granian", 2)]
+    html = report._env().get_template("features.html.j2").render(features=rows)
+    heads = re.findall(r'<th class="famhead" data-family="([^"]+)" colspan="(\d)"', html)
+    assert heads == [("hypercorn", "2"), ("granian", "1"), ("mangum", "1")]
+    cols = re.findall(r'<th class="fserver[^"]*" data-server="([^"]+)"', html)
+    assert cols == ["hypercorn", "hypercorn-uvloop", "granian", "mangum"]
+    assert re.search(r'<td class="f-na[^"]*" data-server="mangum" title="not a network server">'
+                     r'<a [^>]+>n/a</a>', html)
+    survive = rows + [dict(r, path="nginx-h1", proxy_version="nginx 1") for r in rows]
+    html = report._env().get_template("features.html.j2").render(features=survive)
+    assert ">2/3 ✓<" in html  # n/a is not counted among the servers a hop could keep a feature for
+
+
+@in_chromium
+def test_the_variant_filter_hides_families_and_variants_in_a_browser(variant_cells):
+    from playwright.sync_api import sync_playwright
+
+    from asgilab.tools import browser
+
+    url = report.write().resolve().as_uri()
+    visible = 'el => [...document.querySelectorAll(el)].filter(e => e.getClientRects().length).length'
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=browser.executable(), args=list(browser.BASE_ARGS))
+        try:
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.select_option('select[data-key="server"]', "family:hypercorn")
+            assert page.evaluate(visible, 'tr[data-server="granian-w2"]') == 0
+            assert page.evaluate(visible, 'tr.fam[data-family="granian"]') == 0
+            assert page.evaluate(visible, 'tr[data-server="hypercorn-2021"]') > 0
+            assert page.evaluate(visible, 'g[id^="cell--granian"]') == 0
+            assert page.evaluate(visible, 'g[id^="cell--hypercorn-uvloop--"]') > 0
+            page.click("details.pick > summary")
+            page.click('input[data-pick-server="hypercorn-uvloop"]')  # untick one variant
+            assert page.eval_on_selector('select[data-key="server"]', "s => s.value") == "custom"
+            assert page.eval_on_selector('input[data-pick-family="hypercorn"]', "b => b.indeterminate")
+            assert page.evaluate(visible, 'tr[data-server="hypercorn-uvloop"]') == 0
+            assert page.evaluate(visible, 'tr[data-server="hypercorn"]') > 0
+            page.click('button[data-pick="defaults"]')
+            assert page.eval_on_selector('select[data-key="server"]', "s => s.value") == "defaults"
+            assert page.evaluate(visible, 'tr[data-server="granian"]') > 0
+            assert page.evaluate(visible, 'tr[data-server="granian-w2"]') == 0
+            assert errors == []
+        finally:
+            b.close()

@@ -14,10 +14,10 @@ from asgilab.runtime.local import LocalRuntime
 from conftest import ROOT
 
 NEW = """
-[servers.uvicorn-w2]
+[servers.uvicorn-w3]
 extends = "uvicorn"
-description = "Uvicorn with two worker processes"
-params = { workers = 2 }
+description = "Uvicorn with three worker processes"
+params = { workers = 3 }
 """
 
 
@@ -33,7 +33,7 @@ def with_variant(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CATALOG", str(write_catalog(tmp_path, NEW)))
     monkeypatch.setenv("LAB_PORT_BASE", "18000")
     monkeypatch.delenv("LAB_INSIDE", raising=False)
-    return catalog.load_servers()["uvicorn-w2"]
+    return catalog.load_servers()["uvicorn-w3"]
 
 
 def load(tmp_path, extra: str):
@@ -49,60 +49,60 @@ def test_extends_inherits_listeners_and_packages_and_overrides_params(with_varia
     parent = catalog.load_servers()["uvicorn"]
     assert with_variant.extends == "uvicorn" and with_variant.packages == parent.packages
     assert set(with_variant.commands) == set(parent.commands)
-    assert with_variant.params == {"workers": 2} and parent.params == {"workers": 1}
+    assert with_variant.params == {**parent.params, "workers": 3} and parent.params["workers"] == 1
     argv = with_variant.argv("clear", host="127.0.0.1", port=9)
-    assert argv[argv.index("--workers") + 1] == "2" and "--port" in argv and "9" in argv
+    assert argv[argv.index("--workers") + 1] == "3" and "--port" in argv and "9" in argv
 
 
 def test_results_record_what_ran(with_variant):
     rec = with_variant.record()
-    assert rec["server_workers"] == 2 and rec["server_params"] == {"workers": 2}
+    assert rec["server_workers"] == 3 and rec["server_params"]["workers"] == 3
     assert rec["server_extends"] == "uvicorn"
     clear = rec["server_command"]["clear"]
-    assert clear[clear.index("--workers") + 1] == "2" and "{port}" in clear  # per listener: left open
+    assert clear[clear.index("--workers") + 1] == "3" and "{port}" in clear  # per listener: left open
     assert catalog.load_servers()["daphne"].record()["server_workers"] == 1  # no option: one process
     assert "hypercorn.toml" in catalog.load_servers()["hypercorn"].record()["server_config"]
 
 
 def test_serve_runs_the_variants_params(with_variant):
-    li = next(li for li in serve.listeners("uvicorn-w2") if li.kind == "tls")
+    li = next(li for li in serve.listeners("uvicorn-w3") if li.kind == "tls")
     argv = serve.argv_for(li)
-    assert argv[argv.index("--workers") + 1] == "2" and argv[argv.index("--port") + 1] == str(li.port)
+    assert argv[argv.index("--workers") + 1] == "3" and argv[argv.index("--port") + 1] == str(li.port)
 
 
 def test_routes_appear_under_both_runtimes(with_variant, monkeypatch):
     local = LocalRuntime().topology()
-    ids = {r.id for r in local.routes if r.server == "uvicorn-w2"}
-    assert {"uvicorn-w2.direct.h1", "uvicorn-w2.direct.h2", "uvicorn-w2.nginx-h1.h1",
-            "uvicorn-w2.haproxy-h1.h2", "uvicorn-w2.envoy-h1.h1-tls"} <= ids
-    assert {r.host for r in local.routes if r.server == "uvicorn-w2"} == {"127.0.0.1"}
+    ids = {r.id for r in local.routes if r.server == "uvicorn-w3"}
+    assert {"uvicorn-w3.direct.h1", "uvicorn-w3.direct.h2", "uvicorn-w3.nginx-h1.h1",
+            "uvicorn-w3.haproxy-h1.h2", "uvicorn-w3.envoy-h1.h1-tls"} <= ids
+    assert {r.host for r in local.routes if r.server == "uvicorn-w3"} == {"127.0.0.1"}
 
     monkeypatch.setenv("LAB_INSIDE", "1")  # the driver in the loadgen container
     inside = ComposeRuntime().topology()
-    routes = {r.id: r for r in inside.routes if r.server == "uvicorn-w2"}
+    routes = {r.id: r for r in inside.routes if r.server == "uvicorn-w3"}
     assert routes.keys() == ids
-    assert routes["uvicorn-w2.direct.h1"].host == "uvicorn-w2"
-    assert routes["uvicorn-w2.nginx-h1.h1"].host == "nginx"
+    assert routes["uvicorn-w3.direct.h1"].host == "uvicorn-w3"
+    assert routes["uvicorn-w3.nginx-h1.h1"].host == "nginx"
     # the same port numbers under both runtimes
     assert {r.id: r.port for r in local.routes} == {r.id: r.port for r in inside.routes}
 
     for topo in (local, inside):
         cells = matrix.plan(presets.get("quick"), topo)
-        assert {c.route.id for c in cells if c.route.server == "uvicorn-w2"} >= {
-            "uvicorn-w2.direct.h1", "uvicorn-w2.nginx-h1.h2"}
+        assert {c.route.id for c in cells if c.route.server == "uvicorn-w3"} >= {
+            "uvicorn-w3.direct.h1", "uvicorn-w3.nginx-h1.h2"}
 
 
 def test_compose_file_gets_its_service_and_ports(with_variant):
     text = composefile.generate()
-    topo = LocalRuntime().topology(["uvicorn-w2"], [])
-    clear, tls, wsgi = (topo.listener("uvicorn-w2", k).port for k in ("clear", "tls", "wsgi"))
-    assert re.search(r"^  uvicorn-w2:\n    <<: \*server\n", text, re.M)
-    assert '"asgilab.serve", "--check", "uvicorn-w2"]' in text
-    assert f'"127.0.0.1:${{LAB_PORTS_UVICORN_W2:-{clear}-{tls}}}:' in text
-    assert f'"127.0.0.1:${{LAB_FEATURE_PORTS_UVICORN_W2:-{wsgi}}}:' in text
-    assert "    uvicorn-w2: {condition: service_healthy}\n" in text
+    topo = LocalRuntime().topology(["uvicorn-w3"], [])
+    clear, tls, wsgi = (topo.listener("uvicorn-w3", k).port for k in ("clear", "tls", "wsgi"))
+    assert re.search(r"^  uvicorn-w3:\n    <<: \*server\n", text, re.M)
+    assert 'command: ["python", "-m", "asgilab.serve", "uvicorn-w3"]' in text
+    assert f'"127.0.0.1:${{LAB_PORTS_UVICORN_W3:-{clear}-{tls}}}:' in text
+    assert f'"127.0.0.1:${{LAB_FEATURE_PORTS_UVICORN_W3:-{wsgi}}}:' in text
+    assert "    uvicorn-w3: {condition: service_healthy}\n" in text
     env = ComposeRuntime().env()
-    assert env["LAB_PORTS_UVICORN_W2"] == f"{clear}-{tls}"
+    assert env["LAB_PORTS_UVICORN_W3"] == f"{clear}-{tls}"
     # adding a variant moves the proxies' ranges: the committed file is stale now
     assert composefile.differences(ROOT / "compose.yaml") != []
 
@@ -114,34 +114,37 @@ def test_generated_file_with_a_new_variant_is_valid_compose(with_variant, tmp_pa
     res = subprocess.run(["docker-compose", "--project-directory", str(ROOT), "-f", str(path),
                           "config", "--services"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert "uvicorn-w2" in res.stdout.split()
+    assert "uvicorn-w3" in res.stdout.split()
 
 
 def test_proxies_name_its_upstreams(with_variant, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_INSIDE", "1")
     topo = ComposeRuntime().topology()
     tls = certs.ensure(tmp_path / "certs", ["localhost"])
-    clear, tls_port = (topo.listener("uvicorn-w2", k).port for k in ("clear", "tls"))
+    clear, tls_port = (topo.listener("uvicorn-w3", k).port for k in ("clear", "tls"))
     for name, kind in catalog.load_proxies().items():
         text = render.render(kind, topo, catalog.load_settings(), tls, tmp_path, "0.0.0.0")
-        assert "uvicorn-w2" in text or "uvicorn_w2" in text, name
+        assert "uvicorn-w3" in text or "uvicorn_w3" in text, name
         assert str(clear) in text, name
         if "h2" in kind.upstreams:
             assert str(tls_port) in text, name
     nginx = render.render(catalog.load_proxies()["nginx"], topo, catalog.load_settings(), tls,
                           tmp_path, "0.0.0.0")
-    assert f"server uvicorn-w2:{clear}" in nginx
+    assert f"server uvicorn-w3:{clear}" in nginx
 
 
 @pytest.mark.parametrize("extra, message", [
     ('[servers.x]\n[servers.x.listeners.clear]\ncommand = ["uvicorn", "--loop", "{loop}"]\n',
      r"^server x, listener clear: placeholder \{loop\} .* has no value"),
     ('[servers.x]\nextends = "uvicorn"\nworker = 2\n', r"^server x: unknown key\(s\) worker"),
-    ('[servers.x]\nextends = "uvicorn"\nparams = { loop = "uvloop" }\n',
-     r"^server x: params loop set but used by no command"),
+    ('[servers.x]\nextends = "uvicorn"\nparams = { lop = "uvloop" }\n',
+     r"^server x: params lop set but used by no command"),
     ('[servers.x]\nextends = "daphne"\nparams = { workers = 2 }\n',
      r"^server x: params workers set but used by no command"),
-    ('[servers.x]\nextends = "gunicorn"\n', r"^server x: extends unknown server 'gunicorn'"),
+    ('[servers.x]\nextends = "nginx"\n', r"^server x: extends unknown server 'nginx'"),
+    ('[servers.x]\nextends = "hypercorn"\nwithout = ["quic", "h3"]\n',
+     r"^server x: without = \['quic', 'h3'\]: a list of hypercorn's listener kinds"),
+    ('[servers.x]\nwithout = ["wsgi"]\n', r"^server x: without only drops listeners a variant extends"),
     ('[servers.x]\nextends = "y"\n[servers.y]\nextends = "x"\n', r"^server (x|y): extends itself"),
     ('[servers.uvicorn_h2]\nextends = "uvicorn"\n', r"^server uvicorn_h2: a variant's name"),
     ('[servers.x]\n[servers.x.listeners.clear]\ncommand = ["granian", "--workers", "4"]\n',

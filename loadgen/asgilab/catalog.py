@@ -25,7 +25,7 @@ Param = str | int | float
 # Placeholders every server command may use; a variant's params add their own names.
 SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile")
 DEFAULT_PARAMS: dict[str, Param] = {"workers": 1}
-VARIANT_KEYS = ("description", "packages", "listeners", "params", "extends")
+VARIANT_KEYS = ("description", "family", "packages", "listeners", "params", "extends", "without")
 PROXY_KEYS = ("description", "template", "config_name", "upstreams", "edges", "binary", "command")
 # A variant's name is its Compose service and host name (no "_": not a valid DNS label) and,
 # upper-cased with "-" as "_", part of environment variable names (LAB_PORTS_UVICORN_H2).
@@ -68,10 +68,13 @@ class ServerVariant:
     commands: dict[str, tuple[str, ...]]  # listener kind -> argv template
     params: dict[str, Param] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     extends: str | None = None
+    family: str = ""  # the server a variant tunes (report groups and findings): default its name
+
 
     def __post_init__(self) -> None:
         owner = f"server {self.name}"
         object.__setattr__(self, "params", {**DEFAULT_PARAMS, **self.params})
+        object.__setattr__(self, "family", self.family or self.name)
         for key, value in self.params.items():
             if key in SERVER_PLACEHOLDERS or not key.isidentifier():
                 raise LabError(f"{owner}: params.{key} is not a parameter name "
@@ -121,6 +124,7 @@ class ServerVariant:
     def record(self) -> dict:
         """What every result records about the variant (under ``settings``): what ran."""
         return {
+            "server_family": self.family,
             "server_extends": self.extends,
             "server_params": dict(self.params),
             "server_command": self.rendered_commands(),
@@ -198,22 +202,30 @@ def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
     params = dict(spec.get("params", {}))
     parent_name = spec.get("extends")
     if parent_name is None:
+        if "without" in spec:
+            raise LabError(f"server {name}: without only drops listeners a variant extends")
         return ServerVariant(name, spec.get("description", ""), tuple(spec.get("packages", [])),
-                             commands, params)
+                             commands, params, family=spec.get("family", ""))
     if parent_name not in tables:
         raise LabError(f"server {name}: extends unknown server {parent_name!r}")
     if parent_name in (name, *chain):
         raise LabError(f"server {name}: extends itself through {' -> '.join((*chain, name, parent_name))}")
     parent = _variant(parent_name, tables, (*chain, name))
+    without = spec.get("without", [])
+    if not isinstance(without, list) or set(without) - set(parent.commands):
+        raise LabError(f"server {name}: without = {without!r}: a list of {parent_name}'s listener "
+                       f"kinds ({', '.join(parent.commands)})")
     merged = {**parent.params, **params}
     changed = ", ".join(f"{k}={v}" for k, v in params.items())
     return ServerVariant(
         name=name,
         description=spec.get("description") or f"{parent.description} ({changed or 'as is'})",
         packages=tuple(spec.get("packages", parent.packages)),
-        commands={**parent.commands, **commands},
+        commands={k: v for k, v in {**parent.commands, **commands}.items()
+                  if k not in without or k in commands},
         params=merged,
         extends=parent_name,
+        family=spec.get("family", parent.family),
     )
 
 

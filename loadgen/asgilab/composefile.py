@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import catalog, paths, topology
+from asgilab import catalog, paths, serve, topology
 from asgilab.catalog import ProxyKind, ServerVariant
 from asgilab.errors import LabError
 from asgilab.runtime.base import DEFAULT_PORT_BASE
@@ -120,7 +120,7 @@ def generate(
     )
     return env.get_template(TEMPLATE).render(
         servers=server_services, proxies=proxy_services, health_port=HEALTH_PORT,
-        port_base=DEFAULT_PORT_BASE, flow=_flow,
+        port_base=DEFAULT_PORT_BASE, flow=_flow, ready_file=str(serve.READY_FILE),
     )
 
 

@@ -155,9 +155,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("chromium", "LAB_CHROMIUM", _text, "", "the Chromium binary of the browser experiment",
            shown="Debian's `chromium`", recorded=True),
     Option("locust_master_port", "LAB_LOCUST_MASTER_PORT", _int_in(1, 65535), None,
-           "port of the Locust master (distributed mode)", shown="`LAB_PORT_BASE`+190"),
+           "port of the Locust master (distributed mode)", shown="the first port after the lab's"),
     Option("locust_web_port", "LAB_LOCUST_WEB_PORT", _int_in(1, 65535), None,
-           "port of Locust's web UI (`make locust-ui`)", shown="`LAB_PORT_BASE`+191"),
+           "port of Locust's web UI (`make locust-ui`)", shown="the one after it"),
     Option("locust_web_host", "LAB_LOCUST_WEB_HOST", _text, "127.0.0.1",
            "address Locust's web UI binds (`make locust-ui`)"),
     Option("locust_master_bind", "LAB_LOCUST_MASTER_BIND", _text, "127.0.0.1",
@@ -209,9 +209,9 @@ OPTIONS: tuple[Option, ...] = (
 BY_ATTR: dict[str, Option] = {o.attr: o for o in OPTIONS}
 BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
 # Variables the driver generates for compose.yaml's interpolation (one per service or id),
-# not settings: nothing reads them back.
+# not settings: only the lab's own containers read them (LAB_SERVERS: init's selection).
 GENERATED = ("LAB_PORTS_", "LAB_FEATURE_PORTS_", "LAB_REPORTS_HOST_DIR", "LAB_UID", "LAB_GID",
-             "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID")
+             "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID", "LAB_SERVERS")
 SOURCES = ("command line", "environment", "default")
 
 

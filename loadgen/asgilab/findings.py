@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from asgilab import stats
+from asgilab import families, stats
 
 CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS"}
 CLOSE = 0.10  # leaders closer than this are called a tie: single runs here vary by more
@@ -264,19 +264,100 @@ def page_proxy_cost(cells: list[dict]) -> list[Finding]:
     return out
 
 
+def _spread(c: dict) -> tuple[float, float] | None:
+    """The [slowest, fastest] run of a repeated cell; None for a single run."""
+    rates = _rates(c)
+    if len(rates) > 1:
+        return min(rates), max(rates)
+    sp = c.get("spread") or {}
+    if (sp.get("n") or 0) > 1:
+        return sp["min"], sp["max"]
+    return None
+
+
+def _runs_verdict(a: dict, b: dict) -> str:
+    """Overlap of two cells' run ranges, the only ground for calling one faster (as leaders)."""
+    ra, rb = _spread(a), _spread(b)
+    if ra and rb:
+        apart = ra[0] > rb[1] or ra[1] < rb[0]
+        return "runs do not overlap" if apart else "runs overlap"
+    return "a single run each, cannot rank" if not (ra or rb) else "a single run on one side, cannot rank"
+
+
+def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
+                  order: list[str] | None = None) -> list[Finding]:
+    """Each variant against its family's default, per scenario and route with verified
+    figures on both sides: what the one changed setting buys. Overviews per variant, and
+    (folded) one sentence per scenario and route.
+
+    ``family`` maps servers to families (default: what the cells recorded, else the name);
+    ``order`` is the display order (families.ordered), which picks the baseline when a
+    family's default has no figure there."""
+    family = family or families.family_map(cells)
+    rank = {s: i for i, s in enumerate(order or [])}
+    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for c in cells:
+        r = c["route"]
+        if c["scenario"]["kind"] in ("load", "locust") and _ok(c):
+            f = family.get(r["server"], r["server"])
+            groups[(c["runtime"], f, c["scenario"]["id"], r["path"], r["client"])][r["server"]] = c
+    details: list[tuple[tuple, Finding]] = []  # (display order, finding)
+    pairs: dict[tuple, list[tuple[float, str, list[str]]]] = defaultdict(list)
+    for (rt, f, sid, path, client), by in sorted(groups.items()):
+        if len(by) < 2:
+            continue
+        names = sorted(by, key=lambda s: (s != f, rank.get(s, len(rank)), s))
+        base = by[names[0]]
+        for name in names[1:]:
+            v = by[name]
+            change = families.describe_change(families.settings_of(v).get("server_params"),
+                                              families.settings_of(base).get("server_params"))
+            gain = v["req_per_s"] / base["req_per_s"] - 1
+            verdict = _runs_verdict(v, base)
+            details.append(((rt, rank.get(name, len(rank)), name, sid, path, client), Finding(
+                f"{name} over {names[0]} ({change}): {gain:+.0%} on {sid}, {client} {path} "
+                f"({v['req_per_s']:,.0f} against {base['req_per_s']:,.0f} req/s); {verdict}.",
+                [v["cell_id"], base["cell_id"]], rt, detail=True,
+            )))
+            pairs[(rt, f, name, names[0], change)].append((gain, verdict, [v["cell_id"], base["cell_id"]]))
+    out = []
+    for (rt, _f, name, base_name, change), vals in sorted(
+            pairs.items(), key=lambda kv: (kv[0][0], rank.get(kv[0][2], len(rank)), kv[0][2:])):
+        gains = [g for g, _, _ in vals]
+        apart = [g for g, v, _ in vals if v == "runs do not overlap"]
+        ahead, behind = sum(1 for g in apart if g > 0), sum(1 for g in apart if g < 0)
+        overlap = sum(1 for _, v, _ in vals if v == "runs overlap")
+        single = len(vals) - len(apart) - overlap
+        parts = [f"runs do not overlap in {len(apart)} (ahead in {ahead}, behind in {behind})"] * bool(apart)
+        parts += [f"runs overlap in {overlap}"] if overlap else []
+        parts += [f"{single} with a single run (cannot rank)"] if single else []
+        spread = f" ({min(gains):+.0%} to {max(gains):+.0%})" if len(gains) > 1 else ""
+        out.append(Finding(
+            f"{name} over {base_name} ({change}): median {median(gains):+.0%} over "
+            f"{_count(len(vals), 'scenario and route pair')}{spread}; "
+            f"{', '.join(parts)}.",
+            [x for _, _, ids in vals for x in ids], rt,
+        ))
+    return out + [f for _, f in sorted(details, key=lambda kf: kf[0])]
+
+
 TOPICS = (
     ("multiplexing", "What h2 at the edge buys on the 24-request page"),
     ("leaders", "Which server leads each protocol"),
+    ("variants", "Variants within a family"),
     ("proxies", "What each proxy hop costs"),
     ("gaps", "What is missing, and why"),
 )
 
 
-def all_findings(cells: list[dict]) -> list[Finding]:
+def all_findings(cells: list[dict], family: dict[str, str] | None = None,
+                 order: list[str] | None = None) -> list[Finding]:
+    """Every finding under its topic; ``family`` and ``order`` as for variant_gains."""
     groups = (
         ("multiplexing", browser(cells) + page_overview(cells, "page24")
          + [_detail(f) for f in multiplexing(cells)]),
         ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
+        ("variants", variant_gains(cells, family, order)),
         ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
         ("gaps", gaps(cells)),
     )

@@ -32,7 +32,7 @@ from asgilab.verdicts import Status, Verdict
 if TYPE_CHECKING:
     from asgilab.runtime.base import Liveness, Runtime
 
-NEAR_CEILING = 0.7  # a cell above this share of the ceiling may measure the load generator
+NEAR_CEILING = stats.NEAR_CEILING
 MAX_RESTARTS = 2  # per service and matrix; then its remaining cells fail without running
 SETTLE_S = 0.3
 
@@ -138,11 +138,11 @@ class Runner:
         upstream = None
         if route.proxy != "direct":
             key = (route.server, route.upstream)
-            if key not in self._upstream:
-                self._upstream[key] = routecheck.upstream_probe(self.topo, route, self.ca)
-            upstream = self._upstream[key]
-            if not upstream.answered:
-                del self._upstream[key]
+            upstream = self._upstream.get(key)  # (`check` asks from several threads)
+            if upstream is None:
+                upstream = routecheck.upstream_probe(self.topo, route, self.ca)
+                if upstream.answered:
+                    self._upstream[key] = upstream
         check = routecheck.check(self.topo, route, self.ca, upstream=upstream)
         if check.verdict is None or check.verdict.status == Status.UNSUPPORTED:
             self._checks[route.id] = check

@@ -110,6 +110,7 @@ class Preset:
     scenarios: list[Scenario] = field(default_factory=list)
     order: str = "routes"  # routes: route by route; interleaved: servers take turns
     features: bool = False  # also run the feature probes (asgilab.features) before the cells
+    servers: list[str] | None = None  # server variants (None: the whole catalog); --servers wins
 
 
 def load_all(path: Path | None = None) -> dict[str, Preset]:
@@ -136,6 +137,7 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
             scenarios=scenarios,
             order=spec.get("order", "routes"),
             features=bool(spec.get("features", False)),
+            servers=spec.get("servers"),
         )
     return out
 
@@ -145,6 +147,7 @@ PRESET_KEYS: dict[str, tuple[str, Any]] = {
     "description": ("text", str), "proxies": ("a list of names", list), "paths": ("a list of names", list),
     "clients": ("a list of client protocols", list), "scenarios": ("a list of tables", list),
     "order": ("routes or interleaved", str), "features": ("true or false", bool),
+    "servers": ("a list of server variants", list),
 }
 
 

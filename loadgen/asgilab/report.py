@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 
-from asgilab import charts, findings, paths, results, stats
+from asgilab import charts, families, findings, paths, results, scaling, stats
+from asgilab.lambda_adapter import view as lambda_view
 from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
 
@@ -36,19 +38,25 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
 
 
 def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
-                    with_charts: bool = True) -> list[dict]:
-    """One table per (runtime, scenario of these kinds): rows = servers, columns = routes;
-    with a bar chart of req/s (and its spread) and, where measured, latency percentiles."""
+                    with_charts: bool = True, family: dict[str, str] | None = None,
+                    order: list[str] | None = None) -> list[dict]:
+    """One table per (runtime, scenario of these kinds): rows = servers grouped by family
+    (``family``: server -> family, default what the cells recorded; ``order``: the report's
+    server order, default families.ordered), columns = routes; with a bar chart of req/s
+    (and its spread) and, where measured, latency percentiles."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for c in cells:
         if c["scenario"]["kind"] in kinds:
             groups[(c["runtime"], c["scenario"]["id"])].append(c)
-    all_servers = sorted({c["route"]["server"] for c in cells})
+    family = family or families.family_map(cells)
+    all_servers = order or families.ordered({c["route"]["server"] for c in cells}, family)
+    rank = {s: i for i, s in enumerate(all_servers)}
     tables = []
     for (rt, sid), group in sorted(groups.items(), key=lambda kv: (kv[0][0], _scenario_order(kv[1][0]))):
         cols = sorted({(c["route"]["path"], c["route"]["client"]) for c in group},
                       key=lambda k: (_order(k[0], PATH_ORDER), _order(k[1], CLIENT_ORDER)))
-        servers = sorted({c["route"]["server"] for c in group})
+        servers = sorted({c["route"]["server"] for c in group}, key=lambda s: (rank.get(s, len(rank)), s))
+        fams = families.grouped(servers, family, all_servers)
         grid = {(c["route"]["server"], c["route"]["path"], c["route"]["client"]): c for c in group}
         best = max((c["req_per_s"] for c in group if c["req_per_s"] is not None), default=None)
         paths_ = [p for p in PATH_ORDER if any(c["route"]["path"] == p for c in group)]
@@ -56,13 +64,32 @@ def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
         tables.append({
             "runtime": rt, "id": sid, "label": group[0]["scenario"]["label"],
             "kind": group[0]["scenario"]["kind"], "tool": group[0].get("tool", "h2load"),
-            "columns": cols, "servers": servers, "grid": grid, "best": best,
+            "columns": cols, "servers": [s for _, members in fams for s in members], "grid": grid,
+            "best": best, "families": fams, "notes": _notes(group, fams),
             "groups": [(p, sum(1 for c in cols if c[0] == p)) for p in dict.fromkeys(c[0] for c in cols)],
             "counts": _counts(group),
-            "chart": charts.throughput(group, all_servers, paths_, clients) if with_charts else None,
-            "latency": charts.percentiles(group, all_servers, clients) if with_charts else None,
+            "chart": charts.throughput(group, all_servers, paths_, clients, family) if with_charts else None,
+            "latency": charts.percentiles(group, all_servers, clients, family) if with_charts else None,
         })
     return tables
+
+
+def _notes(cells: list[dict], fams: list[tuple[str, list[str]]]) -> dict[str, dict[str, str]]:
+    """Per server: what its variant changes from the family's first server ("loop=uvloop",
+    shown under its name) and every recorded param (its tooltip), so a row says what it is."""
+    params: dict[str, dict] = {}
+    for c in cells:
+        recorded = families.settings_of(c).get("server_params")
+        if recorded is not None:
+            params.setdefault(c["route"]["server"], recorded)
+    out = {}
+    for _f, members in fams:
+        base = params.get(members[0])
+        for i, s in enumerate(members):
+            mine = params.get(s)
+            out[s] = {"change": families.short_change(mine, base) if i else "",
+                      "params": ", ".join(f"{k}={v}" for k, v in sorted((mine or {}).items()))}
+    return out
 
 
 def _scenario_order(c: dict) -> tuple:
@@ -72,8 +99,16 @@ def _scenario_order(c: dict) -> tuple:
             s.get("clients", 0), s.get("requests", 0), s.get("streams", 0), s["id"])
 
 
-def page_rows(cells: list[dict]) -> list[dict]:
-    """The multiplexing case side by side: HTTP/1.1 (6 connections) against h2 (1)."""
+def _ranker(order: list[str] | None) -> Callable[[str], tuple[int, str]]:
+    """A sort key putting servers in the report's order (unknown ones after, by name)."""
+    rank = {s: i for i, s in enumerate(order or [])}
+    return lambda s: (rank.get(s, len(rank)), s)
+
+
+def page_rows(cells: list[dict], order: list[str] | None = None) -> list[dict]:
+    """The multiplexing case side by side: HTTP/1.1 (6 connections) against h2 (1);
+    servers in ``order`` (the report's: families together)."""
+    srank = _ranker(order)
     by_key: dict[tuple, dict] = defaultdict(dict)
     for c in cells:
         if c["scenario"]["kind"] != "page24":
@@ -83,7 +118,7 @@ def page_rows(cells: list[dict]) -> list[dict]:
         by_key[(c["runtime"], c["scenario"]["id"], r["server"], r["path"])][side] = c
     rows = []
     for (rt, sid, server, path), sides in sorted(
-        by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], _order(kv[0][3], PATH_ORDER))
+        by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], srank(kv[0][2]), _order(kv[0][3], PATH_ORDER))
     ):
         h1, h2 = sides.get("h1"), sides.get("h2")
         ratio = None
@@ -94,13 +129,13 @@ def page_rows(cells: list[dict]) -> list[dict]:
     return rows
 
 
-def page_charts(rows: list[dict], servers: list[str]) -> list[dict]:
+def page_charts(rows: list[dict], servers: list[str], family: dict[str, str] | None = None) -> list[dict]:
     """One chart per (runtime, page scenario): h1 against h2 time per server and path."""
     out = []
     for (rt, sid), group in _grouped(rows, lambda r: (r["runtime"], r["scenario"])):
         first = next(c for r in group for c in (r["h1"], r["h2"]) if c)
         paths_ = [p for p in PATH_ORDER if any(r["path"] == p for r in group)]
-        chart = charts.page_times(group, servers, paths_, first["scenario"]["delay"])
+        chart = charts.page_times(group, servers, paths_, first["scenario"]["delay"], family)
         if chart:
             out.append({"runtime": rt, "scenario": sid, "label": first["scenario"]["label"],
                         "tool": first.get("tool", "h2load"), "chart": chart})
@@ -114,9 +149,10 @@ def _grouped(items: list[dict], key) -> list[tuple]:
     return list(groups.items())
 
 
-def browser_rows(cells: list[dict]) -> list[dict]:
+def browser_rows(cells: list[dict], order: list[str] | None = None) -> list[dict]:
     """The browser experiment: per (runtime, scenario, server, path) the page's time over
     each client protocol, the protocols Resource Timing saw, connections, and a waterfall."""
+    srank = _ranker(order)
     by_key: dict[tuple, dict] = defaultdict(dict)
     for c in cells:
         if c["scenario"]["kind"] == "browser":
@@ -124,7 +160,7 @@ def browser_rows(cells: list[dict]) -> list[dict]:
             by_key[(c["runtime"], c["scenario"]["id"], r["server"], r["path"])][r["client"]] = c
     rows = []
     for (rt, sid, server, path), sides in sorted(
-        by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], _order(kv[0][3], PATH_ORDER))
+        by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], srank(kv[0][2]), _order(kv[0][3], PATH_ORDER))
     ):
         h1, h2 = sides.get("h1") or sides.get("h1-tls"), sides.get("h2")
         ratio = None
@@ -153,6 +189,13 @@ def _counts(cells: list[dict]) -> dict[str, int]:
 def context(cells: list[dict]) -> dict:
     charts.reset_ids()  # this report's chart ids, whatever was drawn before in this process
     runtimes = sorted({c["runtime"] for c in cells})
+    known = families.catalog_families()
+    features = _features()
+    family = families.family_map(cells, known, [r["server"] for r in features])
+    order = families.ordered(list(family), family, known)
+    fams = families.grouped(order, family, order)
+    for r in features:  # the matrix's columns: family order, then catalog order
+        r["family"], r["server_rank"] = family[r["server"]], order.index(r["server"])
     meta = {}
     for rt in runtimes:
         first = next(c for c in cells if c["runtime"] == rt)
@@ -166,7 +209,7 @@ def context(cells: list[dict]) -> dict:
         for c in cells:  # cells of other kinds add their own tools (chromium, locust)
             if c["runtime"] == rt:
                 tools.update({k: v for k, v in c["versions"]["tools"].items() if k not in tools})
-        meta[rt] = {"tools": tools, "servers": servers,
+        meta[rt] = {"tools": tools, "servers": {s: servers[s] for s in order if s in servers},
                     "placement": first.get("placement") or {}, "proxy_settings": proxy_settings,
                     "python": first["versions"].get("server_python"),
                     "presets": sorted({c["preset"] for c in cells if c["runtime"] == rt}),
@@ -174,30 +217,40 @@ def context(cells: list[dict]) -> dict:
                                          if c["runtime"] == rt}),
                     "first": min(c["started_at"] for c in cells if c["runtime"] == rt),
                     "last": max(c.get("finished_at", "") for c in cells if c["runtime"] == rt)}
-    servers = sorted({c["route"]["server"] for c in cells})
-    pages = page_rows(cells)
-    browser_rows_ = browser_rows(cells)
+    servers = [s for s in order if any(c["route"]["server"] == s for c in cells)]
+    pages = page_rows(cells, order)
+    browser_rows_ = browser_rows(cells, order)
+    found = findings.all_findings(cells, family, order)
+    grouping = {"family": family, "order": servers}
     return {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cells": cells,
         "counts": _counts(cells),
-        "tables": scenario_tables(cells),
+        "tables": scenario_tables(cells, **grouping),
         "pages": pages,
-        "page_charts": page_charts(pages, servers),
-        "browser_charts": page_charts(browser_rows_, servers),
+        "page_charts": page_charts(pages, servers, family),
+        "browser_charts": page_charts(browser_rows_, servers, family),
         "browser": browser_rows_,
-        "browser_tables": scenario_tables(cells, ("browser",), with_charts=False),
-        "page_tables": scenario_tables(cells, ("page24",), with_charts=False),
+        "browser_tables": scenario_tables(cells, ("browser",), with_charts=False, **grouping),
+        "page_tables": scenario_tables(cells, ("page24",), with_charts=False, **grouping),
         "presets": _presets(cells),
         "meta": meta,
         "runtimes": runtimes,
-        "features": _features(),
-        "findings": findings.all_findings(cells),
-        "sections": findings.sections(findings.all_findings(cells)),
+        "features": features,
+        "findings": found,
+        "sections": findings.sections(found),
+        "families": family,  # server -> family, for the page's variant filter
         "max_cv": stats.MAX_CV,
         "near_ceiling": NEAR_CEILING,
+        "scaling": scaling.table(cells),
+        "scaling_single": scaling.single_worker_families(cells),
+        "mangum": lambda_view.load(paths.reports_dir()),
         "filters": {
-            "servers": sorted({c["route"]["server"] for c in cells}),
+            "servers": servers,
+            # Every server the page lists (results and feature matrix), grouped by family.
+            "families": fams,
+            "defaults": families.defaults(fams),
+            "grouped": len(fams) < len(order),
             "proxies": sorted({c["route"]["proxy"] for c in cells},
                               key=lambda p: _order(p, tuple(x.split("-")[0] for x in PATH_ORDER))),
             "paths": sorted({c["route"]["path"] for c in cells}, key=lambda p: _order(p, PATH_ORDER)),

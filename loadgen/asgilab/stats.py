@@ -7,6 +7,7 @@ import statistics
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 MAX_CV = 0.10  # above this the runs disagree too much to rank a cell
+NEAR_CEILING = 0.7  # a cell above this share of the ceiling may measure the load generator
 
 
 def summarize(values: list[float]) -> dict[str, float | int]:

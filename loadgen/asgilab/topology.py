@@ -170,3 +170,13 @@ def build(
                 for client in proxies[f.proxy].edges[f.edge]:
                     routes.append(Route(sname, f.proxy, f.upstream, client, f.host, f.port))
     return Topology(tuple(listeners), tuple(frontends), tuple(routes))
+
+
+def after_the_lab(port_base: int) -> int:
+    """The first port after every listener and frontend of the whole catalog: where the
+    lab's helpers (Locust's master, private probe instances) take theirs. A fixed offset
+    lands on a proxy's port once the catalog grows."""
+    from asgilab import catalog
+
+    topo = build(catalog.load_servers(), catalog.load_proxies(), port_base, lambda s: s)
+    return max([li.port for li in topo.listeners] + [f.port for f in topo.frontends]) + 1

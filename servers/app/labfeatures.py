@@ -207,6 +207,26 @@ async def upload(scope, receive, send) -> None:
     })
 
 
+async def reflect(scope, receive, send) -> None:
+    """What the app received (method, path, query, headers, body digest), answered with two
+    Set-Cookie headers and a repeated header: an adapter must carry both directions intact."""
+    body, digest = 0, hashlib.sha256()
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return
+        digest.update(msg.get("body", b""))
+        body += len(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    seen = {"method": scope["method"], "path": scope["path"],
+            "query_string": scope.get("query_string", b"").decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope.get("headers", [])],
+            "body_bytes": body, "body_sha256": digest.hexdigest()}
+    await _json(send, seen, [(b"set-cookie", b"lab1=one; Path=/"), (b"set-cookie", b"lab2=two; Path=/"),
+                             (b"x-lab-multi", b"one"), (b"x-lab-multi", b"two")])
+
+
 async def lifespan_info(scope, receive, send) -> None:
     await _json(send, {"pid": os.getpid(), "startup": STARTUP})
 
@@ -245,7 +265,7 @@ async def ws_deny(scope, receive, send) -> None:
 HTTP_ROUTES = {
     "/scope": scope_info, "/push": push, "/pushed": pushed, "/early-hints": early_hints,
     "/trailers": trailers, "/pathsend": pathsend, "/zerocopysend": zerocopysend,
-    "/stream": stream, "/upload": upload, "/lifespan": lifespan_info,
+    "/stream": stream, "/upload": upload, "/lifespan": lifespan_info, "/reflect": reflect,
 }
 WS_ROUTES = {"/ws": ws_echo, "/ws-deny": ws_deny}
 
@@ -262,7 +282,7 @@ async def app(scope, receive, send) -> None:
             await _drain(receive)
             await _respond(send, 404, b"no such feature endpoint\n")
             return
-        if path != "/upload":
+        if path not in ("/upload", "/reflect"):
             await _drain(receive)
         await handler(scope, receive, send)
     elif scope["type"] == "websocket":

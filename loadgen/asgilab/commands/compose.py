@@ -4,6 +4,7 @@ start-up and compose.yaml generated from the catalog."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def cmd_compose_init(args: argparse.Namespace) -> int:
     proxies = catalog.load_proxies()
     services = [*catalog.load_servers(), *proxies]
     tls = certs.ensure(compose.SHARED / "certs", [*services, "localhost", "127.0.0.1"])
-    topo = rt.topology()
+    # Only the servers the driver starts (LAB_SERVERS): nginx refuses an upstream host that
+    # does not resolve. Ports stay those of the whole catalog.
+    selected = [s for s in os.environ.get("LAB_SERVERS", "").split(",") if s]
+    topo = rt.topology(catalog.pick(catalog.load_servers(), selected, "server") or None)
     settings = catalog.load_settings()
     for kind in proxies.values():
         # The paths the proxy's command in compose.yaml names (composefile.proxy_files).
@@ -48,7 +52,8 @@ def cmd_compose_init(args: argparse.Namespace) -> int:
                                      health_port=compose.HEALTH_PORT))
         out.chmod(0o644)
     print(f"compose-init: certificates for {', '.join(services)}; configurations for "
-          f"{', '.join(proxies)} (ports from {topo.ports()[0]})")
+          f"{', '.join(proxies)} to {', '.join(selected) or 'every server'} "
+          f"(ports from {topo.ports()[0]})")
     return 0
 
 

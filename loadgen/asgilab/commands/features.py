@@ -75,7 +75,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     if code is not None:
         return code
     shown = ", ".join(f"{totals.get(s, 0)} {s}" for s in
-                      (store.SUPPORTED, store.UNSUPPORTED, store.BROKEN, store.DROPPED))
+                      (store.SUPPORTED, store.UNSUPPORTED, store.BROKEN, store.DROPPED, store.NA))
     print(f"asgilab: {totals['ran']} targets probed, {totals['skipped']} skipped; cells: {shown}")
     return 0
 

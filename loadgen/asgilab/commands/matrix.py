@@ -54,7 +54,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     preset = presets.get(args.preset, args.scenarios)
     if args.locust_workers is not None:
         preset = presets.with_locust_workers(preset, args.locust_workers)
-    servers = catalog.pick(catalog.load_servers(), args.servers, "server")
+    servers = catalog.pick(catalog.load_servers(), args.servers or preset.servers,
+                           "server" if args.servers else f"server (preset {preset.name})")
     wanted = args.proxies if args.proxies is not None else preset.proxies
     proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
     rt = runtime.get(args.runtime)

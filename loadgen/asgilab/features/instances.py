@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from asgilab import catalog, paths
+from asgilab import catalog, paths, topology
 from asgilab.features.model import Endpoint
 from asgilab.procs import signal_group
 from asgilab.runtime.local import port_free, which
 from asgilab.tools import probe
 
-PORT_OFFSET = 200  # private ports: LAB_PORT_BASE + 200 + the server's catalog index
+# Private ports: after the lab's and Locust's two (topology.after_the_lab), + the catalog index.
+LOCUST_PORTS = 2
 READY_TIMEOUT_S = 20.0
 HOST = "127.0.0.1"
 
@@ -81,7 +82,7 @@ class Spawner:
     def start(self, server: str, env: dict[str, str]) -> Instance | str:
         """A running instance, or a sentence saying why there is none."""
         index = list(self.servers).index(server)
-        port = self.port_base + PORT_OFFSET + index
+        port = topology.after_the_lab(self.port_base) + LOCUST_PORTS + index
         if not port_free(port, HOST):
             return f"private port {port} is taken"
         argv = self.servers[server].argv("clear", host=HOST, port=port)

@@ -11,7 +11,10 @@ SUPPORTED = "supported"
 UNSUPPORTED = "unsupported"
 BROKEN = "broken"
 DROPPED = "dropped-by-proxy"
-STATES = (SUPPORTED, UNSUPPORTED, BROKEN, DROPPED)
+# The feature cannot exist on this target at all (e.g. h2 on an in-process Lambda adapter that
+# never sees a connection): neither a lack nor a failure, so never counted as unsupported.
+NA = "n/a"
+STATES = (SUPPORTED, UNSUPPORTED, BROKEN, DROPPED, NA)
 
 EVIDENCE_LINES = 80
 EVIDENCE_LINE_CHARS = 240
@@ -56,7 +59,7 @@ class Target:
 
 @dataclass
 class Outcome:
-    state: str  # supported | unsupported | broken (dropped-by-proxy is decided by the runner)
+    state: str  # supported | unsupported | broken | n/a (dropped-by-proxy is decided by the runner)
     summary: str  # one line: what was seen
     evidence: str = ""  # short transcript: frames, status lines, headers
     value: str | None = None  # a measured value shown in the cell (limits, versions)

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from asgilab.features.model import BROKEN, DROPPED, SUPPORTED, UNSUPPORTED
+from asgilab.features.model import BROKEN, DROPPED, NA, SUPPORTED, UNSUPPORTED
 
 SCHEMA = 1
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
@@ -49,8 +49,9 @@ def load_pair(reports_dir: Path, runtime: str, server: str, path: str) -> dict |
 
 def derive_state(observed: str, direct: list[str | None], path: str, path_unavailable: bool = False) -> str:
     """What a cell shows: a proxy path loses a feature the server has directly (``direct``:
-    the server's direct results this path needs, all of them supported)."""
-    if path == "direct" or path_unavailable or observed == SUPPORTED:
+    the server's direct results this path needs, all of them supported). ``n/a`` stays n/a: a
+    feature that cannot exist on the target is never a proxy's loss."""
+    if path == "direct" or path_unavailable or observed in (SUPPORTED, NA):
         return observed
     if direct and all(d == SUPPORTED for d in direct):
         return DROPPED
@@ -117,6 +118,7 @@ def load_all(reports_dir: Path) -> list[dict]:
                 "detail": r.get("detail", {}),
                 "versions": versions,
                 "server_version": server_version(rec["server"], versions),
+                "server_label": rec.get("label") or rec["server"],
                 "proxy_version": rec.get("proxy_version"),
                 "path_unavailable": unavailable,
                 "checked_at": r.get("checked_at") or rec.get("checked_at"),
@@ -145,4 +147,4 @@ def write_csv(rows: list[dict], out: Path) -> Path:
     return out
 
 
-__all__ = ["BROKEN", "DROPPED", "SUPPORTED", "UNSUPPORTED", "load_all", "save_pair", "write_csv"]
+__all__ = ["BROKEN", "DROPPED", "NA", "SUPPORTED", "UNSUPPORTED", "load_all", "save_pair", "write_csv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from asgilab import catalog, config, topology
+from asgilab.errors import LabError
 
 DEFAULT_PORT_BASE = config.BY_ATTR["port_base"].default
 
@@ -42,6 +44,24 @@ def describe_exit(returncode: int | None, container: bool = False) -> str | None
     if container and returncode > 128:
         return f"exit code {returncode}: signal {returncode - 128} ({_signame(returncode - 128)})"
     return f"exit code {returncode}"
+
+
+# A line that says what went wrong, in the words servers use when they refuse to start.
+_TELLING = re.compile(r"error|exception|refus|not installed|install |cannot|can't|denied|invalid",
+                      re.IGNORECASE)
+# Lines that only frame a traceback.
+_FRAME = re.compile(r"^\s*(File \"|Traceback |During handling|The above exception|\^+$|[+|\-\s]+$)")
+
+
+def telling_line(log: str) -> str:
+    """The one line of a start-up log that says why a process stopped: the last line that
+    names an error and is not a traceback frame, else the last line with words in it."""
+    lines = [ln.strip(" |+").strip() for ln in log.splitlines()]
+    lines = [ln for ln in lines if ln and not _FRAME.match(ln)]
+    for ln in reversed(lines):
+        if _TELLING.search(ln):
+            return ln
+    return lines[-1] if lines else ""
 
 
 def _signame(n: int) -> str:
@@ -98,6 +118,20 @@ class Runtime(ABC):
         finally:
             if started_here:
                 self.down()
+
+    def already_up(self, servers: list[str], proxies: list[str], own: bool) -> bool:
+        """Whether the running lab has the selection; a lab the user brought up that lacks
+        part of it is never replaced: a one-line LabError says what is missing."""
+        current = self.running()
+        if current and set(servers) <= set(current["servers"]) and set(proxies) <= set(
+            current["proxies"]
+        ):
+            return True
+        if not own and current:
+            missing = sorted({*servers, *proxies} - {*current["servers"], *current["proxies"]})
+            raise LabError(f"the running lab (yours) has no {', '.join(missing)}: select within it "
+                           "(--servers/--proxies) or `make down` first")
+        return False
 
     @abstractmethod
     def services(self) -> list[str]:

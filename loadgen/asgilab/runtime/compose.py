@@ -19,7 +19,7 @@ from pathlib import Path
 
 from asgilab import catalog, composefile, config, images, paths
 from asgilab.errors import LabError
-from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base
+from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base, telling_line
 from asgilab.runtime.engine import Engine
 from asgilab.runtime.engine import socket_path as engine_socket
 
@@ -104,6 +104,8 @@ class ComposeRuntime(Runtime):
         """Everything compose.yaml interpolates: ports, cpusets, images, paths."""
         env = composefile.port_ranges(self.topology())
         env["LAB_PORT_BASE"] = str(port_base())
+        # The servers init renders the proxies' configurations for (empty: every one).
+        env["LAB_SERVERS"] = ",".join(getattr(self, "selected", []))
         for part, cpus in cpusets().items():
             env[f"LAB_CPUSET_{part.upper()}"] = cpus
         env["LAB_REPORTS_HOST_DIR"] = str(paths.reports_dir().resolve())
@@ -157,16 +159,26 @@ class ComposeRuntime(Runtime):
                            f"`make compose-file` (first difference: {' / '.join(changed)[:200]})")
 
     def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
-        if inside() or self.running():
-            return  # already up (or, inside, brought up by the host): nothing to do
-        # Proxies' configurations name every server, so the lab always runs whole; a
-        # selection only narrows what is measured.
+        """Only the selected servers run (20 variants starting on the servers' one CPU take
+        minutes, and idle ones still cost); init renders the proxies' configurations for
+        them (LAB_SERVERS), and the proxies start after them, without their full
+        depends_on list (which a by-hand `docker compose up` of the whole lab follows)."""
+        if inside():
+            return  # brought up by the host
+        if self.already_up(servers, proxies, own):
+            return
+        if self.services():
+            self.down()
         self.build()
-        services = [*catalog.load_servers(), *catalog.load_proxies()]
-        print("asgilab: starting containers (docker compose up) ...", flush=True)
+        self.selected = list(servers)
+        print(f"asgilab: starting containers (docker compose up): {len(servers)} server(s), "
+              f"then {len(proxies)} proxy(ies) ...", flush=True)
         try:
-            self.compose("up", "-d", "--no-build", *services, timeout=600)
-            self._wait_healthy(services)
+            self.compose("up", "-d", "--no-build", *servers, timeout=900)
+            self._wait_healthy(servers)
+            if proxies:
+                self.compose("up", "-d", "--no-build", "--no-deps", *proxies, timeout=600)
+                self._wait_healthy(proxies)
         except BaseException:
             if own:  # a lab the user brought up is theirs to take down
                 self.down()
@@ -179,9 +191,11 @@ class ComposeRuntime(Runtime):
             bad = {s: st for s, st in states.items() if st in ("exited", "dead", "unhealthy")}
             if bad:
                 svc = next(iter(bad))
-                logs = self.compose("logs", "--no-color", "--tail", "5", svc, check=False).stdout
-                tail = " | ".join(logs.strip().splitlines()[-3:])[-400:]
-                raise LabError(f"container {svc} is {bad[svc]}: {tail}")
+                logs = self.compose("logs", "--no-color", "--tail", "40", svc, check=False).stdout
+                # Each line comes as "<container> | <text>".
+                tail = telling_line("\n".join(ln.split("|", 1)[-1] for ln in logs.splitlines()))
+                raise LabError(f"container {svc} is {bad[svc]}: {tail[-400:] or 'no output'} "
+                               f"(docker compose -p {project()} logs {svc})")
             pending = [s for s in services if states.get(s) != "healthy"]
             if not pending:
                 return
@@ -225,15 +239,18 @@ class ComposeRuntime(Runtime):
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
 
     def running(self) -> dict | None:
-        if inside():
-            return {"runtime": self.name, "servers": list(catalog.load_servers()),
-                    "proxies": list(catalog.load_proxies())}
-        states = self.states()
-        services = [*catalog.load_servers(), *catalog.load_proxies()]
-        if not all(states.get(s) == "healthy" for s in services):
+        """The servers and proxies that have containers, when every one of them is healthy
+        (inside the driver's container: the ones that have containers)."""
+        present = self.services()
+        if not present:
             return None
-        return {"runtime": self.name, "servers": list(catalog.load_servers()),
-                "proxies": list(catalog.load_proxies())}
+        if not inside():
+            states = self.states()
+            if not all(states.get(s) == "healthy" for s in present):
+                return None
+        known = catalog.load_servers()
+        return {"runtime": self.name, "servers": [s for s in present if s in known],
+                "proxies": [s for s in present if s not in known]}
 
     # -- liveness: the engine's own account of each container -------------------------
     def _engine(self) -> Engine:
@@ -248,8 +265,8 @@ class ComposeRuntime(Runtime):
 
     def services(self) -> list[str]:
         wanted = [*catalog.load_servers(), *catalog.load_proxies()]
-        if inside():
-            return wanted
+        if inside():  # no docker CLI here: the engine's API through the mounted socket
+            return [s for s in wanted if self._container(s) is not None]
         present = set(self.states())
         return [s for s in wanted if s in present]
 

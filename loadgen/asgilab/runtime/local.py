@@ -19,7 +19,7 @@ from pathlib import Path
 from asgilab import catalog, certs, config, paths, render, supervise, topology
 from asgilab.errors import LabError
 from asgilab.procs import group_exists, killpg, pid_alive
-from asgilab.runtime.base import Liveness, Runtime, describe_exit
+from asgilab.runtime.base import Liveness, Runtime, describe_exit, telling_line
 from asgilab.tools import probe
 
 HOST = "127.0.0.1"
@@ -196,15 +196,8 @@ class LocalRuntime(Runtime):
 
     # -- up ----------------------------------------------------------------------------
     def up(self, servers: list[str], proxies: list[str], own: bool = True) -> None:
-        current = self.running()
-        if current and set(servers) <= set(current["servers"]) and set(proxies) <= set(
-            current["proxies"]
-        ):
+        if self.already_up(servers, proxies, own):
             return
-        if not own and current:
-            missing = sorted({*servers, *proxies} - {*current["servers"], *current["proxies"]})
-            raise LabError(f"the running lab (yours) has no {', '.join(missing)}: select within it "
-                           "(--servers/--proxies) or `make down` first")
         self.down()
         topo = self.topology(servers, proxies)
         kinds = catalog.load_proxies()
@@ -306,7 +299,7 @@ class LocalRuntime(Runtime):
         while pending or ports:
             for name, proc in procs.items():
                 if not self._served(name, proc):
-                    tail = self._log_tail(name, 1)
+                    tail = telling_line(self._log_tail(name, 40))
                     raise LabError(
                         f"{name} exited during start-up ({self._exit_of(name)}): "
                         f"{tail or 'no output'} (log: {logs / (name + '.log')})"

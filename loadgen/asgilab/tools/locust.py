@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asgilab import config, paths, stats
+from asgilab import config, paths, stats, topology
 
 LOCUSTFILE = paths.LOADGEN_DIR / "locustfiles" / "lab.py"
 PAGE_METHOD = "PAGE"  # the locustfile's journey entries; not HTTP requests
@@ -33,8 +33,6 @@ USER_CLASSES = {
 }
 # Client protocol -> the HTTP version every response must come over.
 EXPECTED_VERSION = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1", "h2c": "HTTP/2", "h2": "HTTP/2"}
-MASTER_PORT_OFFSET = 190  # LAB_PORT_BASE + this: the master's port (after the lab's listeners)
-WEB_PORT_OFFSET = 191  # and the web UI's
 WORKERS_WAIT_S = 60  # how long a master waits for its workers
 STOP_GRACE_S = 5.0
 
@@ -45,12 +43,12 @@ def user_class(kind: str, client: str) -> str:
 
 
 def master_port(port_base: int) -> int:
-    """LAB_LOCUST_MASTER_PORT, by default after the lab's listeners."""
-    return config.get().locust_master_port or port_base + MASTER_PORT_OFFSET
+    """LAB_LOCUST_MASTER_PORT, by default the first port after the lab's listeners."""
+    return config.get().locust_master_port or topology.after_the_lab(port_base)
 
 
 def web_port(port_base: int) -> int:
-    return config.get().locust_web_port or port_base + WEB_PORT_OFFSET
+    return config.get().locust_web_port or topology.after_the_lab(port_base) + 1
 
 
 def external_workers() -> bool:
