@@ -279,8 +279,7 @@ def _runs_verdict(a: dict, b: dict) -> str:
     """Overlap of two cells' run ranges, the only ground for calling one faster (as leaders)."""
     ra, rb = _spread(a), _spread(b)
     if ra and rb:
-        apart = ra[0] > rb[1] or ra[1] < rb[0]
-        return "runs do not overlap" if apart else "runs overlap"
+        return "runs overlap" if stats.compare(list(ra), list(rb)) == "overlap" else "runs do not overlap"
     return "a single run each, cannot rank" if not (ra or rb) else "a single run on one side, cannot rank"
 
 

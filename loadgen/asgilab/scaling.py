@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from asgilab import stats
+from asgilab import families, stats
 
 SCALED_KINDS = ("load", "locust")
 
 
 def _params(c: dict) -> dict:
-    return dict((c.get("settings") or {}).get("server_params") or {})
+    return dict(families.settings_of(c).get("server_params") or {})
 
 
 def _family(c: dict) -> str:
-    return (c.get("settings") or {}).get("server_family") or c["route"]["server"]
+    return families.settings_of(c).get("server_family") or c["route"]["server"]
 
 
 def _point(c: dict) -> dict:
