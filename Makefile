@@ -25,7 +25,12 @@ help:
 	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
-setup: $(VENV)/.installed .lab/.debs
+setup: $(VENV)/.installed .lab/.debs .lab/envs/.made
+
+# Variants with an environment of their own (servers/envs/*): a venv each, with its Python.
+.lab/envs/.made: $(VENV)/.installed $(wildcard servers/envs/*/requirements.txt servers/envs/*/env.toml)
+	@$(ASGILAB) envs
+	@mkdir -p .lab/envs && touch $@
 
 .lab/.debs: $(DEBS)
 	@bash loadgen/install-debian-packages.sh $(DEBS)

@@ -58,7 +58,7 @@ def lab_processes(state_dir: str) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [
         line for line in out.splitlines()
-        if (state_dir in line or "labapp:app" in line) and "pytest" not in line
+        if (state_dir in line or "labapp:app" in line or "talkapp:app" in line) and "pytest" not in line
     ]
 
 

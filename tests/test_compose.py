@@ -16,7 +16,8 @@ from crash import VICTIM, cells, check_crash_results, run_and_kill, statuses_mat
 pytestmark = [pytest.mark.compose, pytest.mark.integration]
 
 PROJECT = "asgilab-test"
-SERVERS = ("hypercorn", "uvicorn", "daphne", "granian", "gunicorn", "gunicorn-trusted", "uvicorn-h2")
+SERVERS = ("hypercorn", "uvicorn", "daphne", "granian", "gunicorn", "gunicorn-trusted", "uvicorn-h2",
+           "daphne-minimal", "hypercorn-2021")
 
 
 def _lab_objects() -> dict[str, list[str]]:
@@ -42,8 +43,9 @@ def compose_lab(tmp_path_factory):
         "LAB_PORT_BASE": "19600",
         "LAB_REPORTS_DIR": str(tmp / "reports"),
     }
-    # The five families' defaults (quick's) and two variants whose h2 the Compose network
-    # shows: a selection (the whole catalog takes minutes to start on the servers' one CPU).
+    # The five families' defaults (quick's), two variants whose h2 the Compose network shows
+    # and the two with images of their own (the talk's Python 3.9 runs asgilab/launch.py): a
+    # selection (the whole catalog takes minutes to start on the servers' one CPU).
     up = asgilab("up", "--servers", ",".join(SERVERS), env=env, timeout=2400)
     try:
         yield env, up, Path(env["LAB_REPORTS_DIR"])
@@ -76,6 +78,33 @@ def test_lab_comes_up_and_every_route_answers_or_says_why(compose_lab):
     assert "gunicorn.direct.h2c" in unsupported and "gunicorn.haproxy-h2c.h2" in unsupported
     assert {"gunicorn-trusted.direct.h2c", "gunicorn-trusted.haproxy-h2c.h2", "gunicorn.direct.h2",
             "uvicorn-h2.direct.h2", "uvicorn-h2.direct.h2c"} <= answers
+    # Environments of their own, in images of their own: the talk's versions answer h2 and
+    # h2c; plain `pip install daphne` negotiates http/1.1 when offered h2.
+    assert {"hypercorn-2021.direct.h2", "hypercorn-2021.direct.h2c", "hypercorn-2021.nginx-h1.h2",
+            "daphne-minimal.direct.h1"} <= answers
+    assert "daphne-minimal.direct.h2" in unsupported
+    minimal_h2 = next(ln for ln in lines if ln.split()[0] == "daphne-minimal.direct.h2")
+    assert "negotiated http/1.1" in minimal_h2, minimal_h2
+
+
+def test_the_environments_report_themselves_from_their_own_images(compose_lab):
+    _, up, _ = compose_lab
+    assert up.returncode == 0
+    seen = {}
+    for server in ("hypercorn-2021", "daphne-minimal"):
+        (cid,) = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+             "--filter", f"label=com.docker.compose.service={server}"],
+            capture_output=True, text=True, timeout=60).stdout.split()
+        res = subprocess.run(["docker", "exec", cid, "python3", "-c",
+                              "import json, labpage; print(json.dumps(labpage.info({})))"],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-500:]
+        seen[server] = json.loads(res.stdout)
+    assert seen["hypercorn-2021"]["python"].startswith("3.9.")
+    assert seen["hypercorn-2021"]["versions"]["hypercorn"] == "0.11.0"
+    assert seen["hypercorn-2021"]["versions"]["fastapi"] == "0.61.1"
+    assert "h2" not in seen["daphne-minimal"]["versions"] and seen["daphne-minimal"]["versions"]["daphne"]
 
 
 def test_quick_matrix_runs_inside_the_loadgen_container(compose_lab):

@@ -148,7 +148,7 @@ def test_options_read_elsewhere_are_read_there():
 
 
 def test_app_default_delay_matches_the_declaration():
-    text = (ROOT / "servers/app/labapp.py").read_text()
+    text = (ROOT / "servers/app/labpage.py").read_text()
     default = re.search(r'"LAB_MESSAGE_DELAY", "([\d.]+)"', text).group(1)
     assert float(default) == config.BY_ATTR["message_delay"].default
 

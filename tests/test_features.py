@@ -30,7 +30,10 @@ def test_bad_feature_file(tmp_path):
     bad.write_text('[[features]]\nid = "x"\ngroup = "g"\nlabel = "l"\nprobe = "http:http1"\nscope = "edge"\n')
     with pytest.raises(LabError, match="scope"):
         registry.load(bad)
-    bad.write_text('[[features]]\nid = "x"\ngroup = "g"\nlabel = "l"\nprobe = "http:nope"\n')
+    bad.write_text('[[features]]\nid = "x"\ngroup = "g"\nlabel = "l"\nprobe = "http:http1"\n')
+    with pytest.raises(LabError, match="app_paths"):
+        registry.load(bad)
+    bad.write_text('[[features]]\nid = "x"\ngroup = "g"\nlabel = "l"\nprobe = "http:nope"\napp_paths = []\n')
     with pytest.raises(LabError, match="does not exist"):
         registry.load(bad)[0].function()
     with pytest.raises(LabError, match="unknown feature"):

@@ -155,3 +155,20 @@ def test_variants_have_their_own_summary_section():
     secs = {s["topic"]: s for s in findings.sections(findings.all_findings(cells))}
     assert secs["variants"]["title"] == "Variants within a family"
     assert len(secs["variants"]["main"]) == 1 and len(secs["variants"]["detail"]) == 1
+
+
+def test_a_release_in_an_environment_of_its_own_is_a_version_step_named_by_the_servers_own_versions():
+    PARAMS["hypercorn-2021"] = {"workers": 1}
+    old, new = variant("hypercorn-2021", 500, (480, 500, 520)), variant("hypercorn", 1500, (1400, 1500, 1600))
+    old["settings"]["server_environment"] = "hypercorn-2021"
+    old["versions"] = {"server_packages": {"hypercorn": "0.11.0", "fastapi": "0.61.1"}}
+    new["versions"] = {"server_packages": {"hypercorn": "0.18.0"}}
+    (step,) = findings.version_steps([old, new])
+    assert step.text == ("Hypercorn 0.11.0 → 0.18.0 (hypercorn-2021 → hypercorn) on q, h1 direct: ×3.00 "
+                         "(1,500 against 500 req/s); runs do not overlap.")
+    assert step.cells == ["q__hypercorn.direct.h1", "q__hypercorn-2021.direct.h1"]
+    del old["versions"]  # a version the server did not report is not assumed
+    assert findings.version_steps([old, new]) == []
+    old["versions"] = {"server_packages": {"hypercorn": "0.11.0"}}
+    del old["settings"]["server_environment"]  # a tuning variant of the same release is no step
+    assert findings.version_steps([old, new]) == []

@@ -25,7 +25,8 @@ Param = str | int | float
 # Placeholders every server command may use; a variant's params add their own names.
 SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile")
 DEFAULT_PARAMS: dict[str, Param] = {"workers": 1}
-VARIANT_KEYS = ("description", "family", "packages", "listeners", "params", "extends", "without")
+VARIANT_KEYS = ("description", "family", "packages", "listeners", "params", "extends", "without",
+                "environment")
 PROXY_KEYS = ("description", "template", "config_name", "upstreams", "edges", "binary", "command")
 # A variant's name is its Compose service and host name (no "_": not a valid DNS label) and,
 # upper-cased with "-" as "_", part of environment variable names (LAB_PORTS_UVICORN_H2).
@@ -69,7 +70,7 @@ class ServerVariant:
     params: dict[str, Param] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     extends: str | None = None
     family: str = ""  # the server a variant tunes (report groups and findings): default its name
-
+    environment: str = ""  # servers/envs/<name> (environments.py); "": the lab's own
 
     def __post_init__(self) -> None:
         owner = f"server {self.name}"
@@ -130,6 +131,7 @@ class ServerVariant:
             "server_command": self.rendered_commands(),
             "server_config": self.config_files(),
             "server_workers": self.params.get("workers", 1),
+            "server_environment": self.environment or None,
         }
 
 
@@ -205,7 +207,8 @@ def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
         if "without" in spec:
             raise LabError(f"server {name}: without only drops listeners a variant extends")
         return ServerVariant(name, spec.get("description", ""), tuple(spec.get("packages", [])),
-                             commands, params, family=spec.get("family", ""))
+                             commands, params, family=spec.get("family", ""),
+                             environment=_environment(name, spec, ""))
     if parent_name not in tables:
         raise LabError(f"server {name}: extends unknown server {parent_name!r}")
     if parent_name in (name, *chain):
@@ -226,7 +229,17 @@ def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
         params=merged,
         extends=parent_name,
         family=spec.get("family", parent.family),
+        environment=_environment(name, spec, parent.environment),
     )
+
+
+def _environment(name: str, spec: dict, inherited: str) -> str:
+    env = spec.get("environment", inherited)
+    if not isinstance(env, str) or (env and not NAME.fullmatch(env)):
+        raise LabError(f"server {name}: environment = {env!r}: the name of a folder in servers/envs")
+    if env and not (paths.SERVERS_DIR / "envs" / env / "env.toml").is_file():
+        raise LabError(f"server {name}: environment {env!r} has no servers/envs/{env}/env.toml")
+    return env
 
 
 def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:

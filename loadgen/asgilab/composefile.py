@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import catalog, paths, serve, topology
+from asgilab import catalog, environments, images, paths, serve, topology
 from asgilab.catalog import ProxyKind, ServerVariant
 from asgilab.errors import LabError
 from asgilab.runtime.base import DEFAULT_PORT_BASE
@@ -82,6 +82,31 @@ def _image_arg(kind: ProxyKind, root: Path) -> tuple[str, str]:
     return found[0]
 
 
+def _server_launch(name: str, variant: ServerVariant) -> dict:
+    """A server service's command, and its own image where its variant has an environment.
+    A Python that cannot import the lab (3.9) runs asgilab/launch.py with the plan
+    written here; the ports in it move with LAB_PORT_BASE."""
+    serve_cmd = _flow(["python", "-m", "asgilab.serve", name])
+    if not variant.environment:
+        return {"env": None, "command": serve_cmd}
+    env = environments.load(variant.environment)
+    wheels = str(images.env_wheelhouse(env).relative_to(paths.ROOT))
+    args = {
+        "PYTHON_IMAGE": f"${{LAB_{env.stand_in or 'PYTHON_IMAGE'}:-{env.python_image}}}",
+        "WHEELHOUSE": f"${{{images.wheelhouse_var(env.stand_in or 'PYTHON_IMAGE')}:-}}",
+        "REQUIREMENTS": str(env.requirements.relative_to(paths.ROOT)),
+        "WHEELS": f"{wheels[:-1]}[{wheels[-1]}]",  # a glob: nothing where there is none
+    }
+    out = {"env": {"name": env.name, "image": env.image, "args": args, "plan_note": ""}, "command": serve_cmd}
+    if not env.modern_python:
+        out["env"]["plan_note"] = (f"Python {env.python} cannot import the lab: asgilab/launch.py runs "
+                                   "the listeners from this plan (asgilab.serve.plan)")
+        plan = serve.plan(name, DEFAULT_PORT_BASE, f"{SHARED}/certs")
+        out["command"] = _flow(["python3", "/opt/lab/loadgen/asgilab/launch.py", "--cwd",
+                                "/opt/lab/servers/app", "--plan", json.dumps(plan)])
+    return out
+
+
 def generate(
     servers: dict[str, ServerVariant] | None = None,
     proxies: dict[str, ProxyKind] | None = None,
@@ -101,8 +126,8 @@ def generate(
 
     server_services = [
         {"name": name, "ports": ports("LAB_PORTS_" + env_name(name)),
-         "feature_ports": ports("LAB_FEATURE_PORTS_" + env_name(name))}
-        for name in servers
+         "feature_ports": ports("LAB_FEATURE_PORTS_" + env_name(name)), **_server_launch(name, variant)}
+        for name, variant in servers.items()
     ]
     proxy_services = []
     for name, kind in proxies.items():

@@ -180,6 +180,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("wheelhouse", "LAB_WHEELHOUSE", _text, "",
            "1: the images install Python packages from `.lab/wheels` (offline stand-ins)",
            shown="unset", read_by="compose.yaml"),
+    Option("python39_image", "LAB_PYTHON39_IMAGE", _text, "",
+           "base image of the Python 3.9 environments' server images (servers/envs/*/env.toml)",
+           shown="env.toml's", read_by="compose.yaml"),
+    Option("wheelhouse_python39", "LAB_WHEELHOUSE_PYTHON39", _text, "",
+           "1: the Python 3.9 images install from `.lab/wheels-<env>` (offline stand-ins)",
+           shown="unset", read_by="compose.yaml"),
     # -- internal: set by the lab for its own processes --------------------------------
     Option("inside", "LAB_INSIDE", _bool, False, "the driver runs inside the loadgen container",
            internal=True, text=lambda b: "1" if b else "0"),

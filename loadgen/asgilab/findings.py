@@ -340,6 +340,40 @@ def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
     return out + [f for _, f in sorted(details, key=lambda kf: kf[0])]
 
 
+def version_steps(cells: list[dict], family: dict[str, str] | None = None) -> list[Finding]:
+    """What changed between a family's release in an environment of its own (hypercorn-2021:
+    the talk's Hypercorn 0.11) and its default (Hypercorn 0.18), per scenario and route:
+    "Hypercorn 0.11.0 → 0.18.0 on /query, h2 direct: ×N". Versions are the ones each server
+    reported itself (/_lab/info); a pair without both is left out."""
+    family = family or families.family_map(cells)
+    groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for c in cells:
+        r = c["route"]
+        if c["scenario"]["kind"] in ("load", "locust") and _ok(c):
+            groups[(c["runtime"], family.get(r["server"], r["server"]), c["scenario"]["id"], r["path"],
+                    r["client"])][r["server"]] = c
+    out = []
+    for (rt, f, sid, path, client), by in sorted(groups.items()):
+        new = by.get(f)
+        if new is None:
+            continue
+        new_v = ((new.get("versions") or {}).get("server_packages") or {}).get(f)
+        for name, old in sorted(by.items()):
+            if name == f or not families.settings_of(old).get("server_environment"):
+                continue
+            old_v = ((old.get("versions") or {}).get("server_packages") or {}).get(f)
+            if not (old_v and new_v) or old_v == new_v:
+                continue
+            ratio = new["req_per_s"] / old["req_per_s"]
+            out.append(Finding(
+                f"{f.capitalize()} {old_v} → {new_v} ({name} → {f}) on {sid}, {client} {path}: "
+                f"×{ratio:.2f} ({new['req_per_s']:,.0f} against {old['req_per_s']:,.0f} req/s); "
+                f"{_runs_verdict(new, old)}.",
+                [new["cell_id"], old["cell_id"]], rt,
+            ))
+    return out
+
+
 TOPICS = (
     ("multiplexing", "What h2 at the edge buys on the 24-request page"),
     ("leaders", "Which server leads each protocol"),
@@ -356,7 +390,7 @@ def all_findings(cells: list[dict], family: dict[str, str] | None = None,
         ("multiplexing", browser(cells) + page_overview(cells, "page24")
          + [_detail(f) for f in multiplexing(cells)]),
         ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
-        ("variants", variant_gains(cells, family, order)),
+        ("variants", version_steps(cells, family) + variant_gains(cells, family, order)),
         ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
         ("gaps", gaps(cells)),
     )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from asgilab import config, paths
+from asgilab import config, environments, paths
 from asgilab.errors import LabError
 
 DOCKERFILES = ("servers/Dockerfile", "loadgen/Dockerfile", "proxy/nginx/Dockerfile",
@@ -44,7 +44,8 @@ class Base:
 
 
 def official_bases(root: Path | None = None) -> dict[str, str]:
-    """Build argument -> default image, read from the Dockerfiles (one source of truth)."""
+    """Build argument -> default image, read from the Dockerfiles (one source of truth), and
+    the Python bases of the environments of their own (servers/envs/*/env.toml)."""
     root = root or paths.ROOT
     out: dict[str, str] = {}
     for rel in DOCKERFILES:
@@ -52,7 +53,23 @@ def official_bases(root: Path | None = None) -> dict[str, str]:
             if out.get(arg, image) != image:
                 raise LabError(f"{rel}: {arg} defaults to {image}, another Dockerfile to {out[arg]}")
             out[arg] = image
+    for env in (environments.load(n) for n in environments.names()):
+        arg = env.stand_in or "PYTHON_IMAGE"
+        if out.get(arg, env.python_image) != env.python_image:
+            raise LabError(f"servers/envs/{env.name}/env.toml: python_image {env.python_image} for "
+                           f"{arg}, which another file sets to {out[arg]}")
+        out[arg] = env.python_image
     return out
+
+
+def wheelhouse_var(arg: str) -> str:
+    """The build variable that tells a Python image to install from wheels (offline):
+    LAB_WHEELHOUSE for PYTHON_IMAGE, LAB_WHEELHOUSE_PYTHON39 for PYTHON39_IMAGE."""
+    return "LAB_WHEELHOUSE" + ("" if arg == "PYTHON_IMAGE" else "_" + arg.removesuffix("_IMAGE"))
+
+
+def env_wheelhouse(env: environments.Environment) -> Path:
+    return paths.ROOT / ".lab" / f"wheels-{env.name}"  # inside the build context (.dockerignore)
 
 
 def stand_ins() -> dict:
@@ -109,8 +126,8 @@ def _stream(argv: list[str], what: str, log: Callable[[str], None], timeout: flo
 
 
 # -- offline stand-ins --------------------------------------------------------------------
-def make_debian(tag: str, log: Callable[[str], None]) -> None:
-    """debootstrap (minbase) bookworm into a temporary directory and import it."""
+def make_debian(tag: str, log: Callable[[str], None], suite: str = "bookworm") -> None:
+    """debootstrap (minbase) a Debian suite into a temporary directory and import it."""
     if os.geteuid() != 0:
         raise LabError("making the offline Debian base image needs root (debootstrap): run as root")
     debootstrap = shutil.which("debootstrap", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
@@ -120,8 +137,8 @@ def make_debian(tag: str, log: Callable[[str], None]) -> None:
     work = Path(tempfile.mkdtemp(prefix="asgilab-rootfs-", dir=paths.state_dir()
                                  if paths.state_dir().exists() else None))
     try:
-        _stream([debootstrap, "--variant=minbase", "bookworm", str(work / "rootfs"), mirror],
-                f"debootstrap bookworm from {mirror} (about a minute)", log)
+        _stream([debootstrap, "--variant=minbase", suite, str(work / "rootfs"), mirror],
+                f"debootstrap {suite} from {mirror} (about a minute)", log)
         tar = subprocess.Popen(["tar", "-C", str(work / "rootfs"), "-c", "."], stdout=subprocess.PIPE)
         try:
             res = subprocess.run(
@@ -193,6 +210,30 @@ def fetch_wheels(log: Callable[[str], None]) -> Path:
     return out
 
 
+def _env_digest(env: environments.Environment) -> str:
+    return hashlib.sha256(env.requirements.read_bytes()).hexdigest()
+
+
+def env_wheels_current(env: environments.Environment) -> bool:
+    stamp = env_wheelhouse(env) / ".requirements.sha256"
+    return stamp.exists() and stamp.read_text().strip() == _env_digest(env)
+
+
+def fetch_env_wheels(env: environments.Environment, log: Callable[[str], None]) -> Path:
+    """An environment's pins as wheels, built by its own Python (its venv: `make setup`), so
+    that they fit the image's Python (3.9 for the talk's versions)."""
+    why = environments.ensure(env, log)
+    if why:
+        raise LabError(f"cannot fetch the wheels of {env.name} for its offline image: {why}")
+    out = env_wheelhouse(env)
+    out.mkdir(parents=True, exist_ok=True)
+    _stream([str(env.venv / "bin" / "python"), "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
+             "-w", str(out), "-r", str(env.requirements)],
+            f"fetching {env.name}'s wheels into {out} (its own Python {env.python})", log)
+    (out / ".requirements.sha256").write_text(_env_digest(env) + "\n")
+    return out
+
+
 def make_stand_in(arg: str, spec: dict, debian_tag: str, log: Callable[[str], None]) -> None:
     ctx = envoy_context(log) if spec.get("context") == "envoy" else Path(tempfile.mkdtemp())
     try:
@@ -236,15 +277,20 @@ def resolve(offline: bool | None, log: Callable[[str], None] = print) -> list[Ba
     if need:
         log(f"images: making offline stand-ins from Debian packages for "
             f"{', '.join(b.official for b in bases if b.arg in need)}")
-        debian = specs["debian_tag"]
-        if not have(debian):
-            make_debian(debian, log)
         for arg in need:
+            suite = specs[arg].get("debian", "bookworm")
+            debian = specs["debian_tag"] if suite == "bookworm" else f"asgilab-offline/debian:{suite}"
+            if not have(debian):
+                make_debian(debian, log, suite)
             make_stand_in(arg, specs[arg], debian, log)
     python = next((b for b in bases if b.arg == "PYTHON_IMAGE"), None)
     wheels = bool(python and python.image != python.official)
     if wheels and not wheels_current():
         fetch_wheels(log)
+    stand_in_args = {b.arg for b in bases if b.image != b.official}
+    for env in (environments.load(n) for n in environments.names()):
+        if (env.stand_in or "PYTHON_IMAGE") in stand_in_args and not env_wheels_current(env):
+            fetch_env_wheels(env, log)
     record = {"bases": [asdict(b) for b in bases], "wheelhouse": wheels}
     state_file().parent.mkdir(parents=True, exist_ok=True)
     state_file().write_text(json.dumps(record, indent=2))
@@ -254,8 +300,9 @@ def resolve(offline: bool | None, log: Callable[[str], None] = print) -> list[Ba
 def build_env(bases: list[Base]) -> dict[str, str]:
     """Environment for compose.yaml's build arguments (LAB_<ARG>)."""
     env = {f"LAB_{b.arg}": b.image for b in bases}
-    python = next((b for b in bases if b.arg == "PYTHON_IMAGE"), None)
-    env["LAB_WHEELHOUSE"] = "1" if python and python.image != python.official else ""
+    for b in bases:
+        if b.arg.startswith("PYTHON"):
+            env[wheelhouse_var(b.arg)] = "1" if b.image != b.official else ""
     return env
 
 

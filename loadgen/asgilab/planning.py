@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,20 @@ def plan(preset: Preset, topo: Topology) -> list[Cell]:
         for k in range(max(len(v) for v in by_server.values())):
             cells += [Cell(s, by_server[sv][k]) for sv in turn if k < len(by_server[sv])]
     return cells
+
+
+def split_served(
+    cells: list[Cell], serves: Mapping[str, Callable[[str], bool]],
+    app_paths: Callable[[Scenario], tuple[str, ...]],
+) -> tuple[list[Cell], list[tuple[Cell, list[str]]]]:
+    """(cells to run, cells n/a with the paths their server's app does not serve). ``serves``
+    holds the servers whose app answers fewer paths than the lab's (the others serve all)."""
+    run, na = [], []
+    for cell in cells:
+        answers = serves.get(cell.route.server)
+        missing = [p for p in app_paths(cell.scenario) if answers and not answers(p)]
+        (na.append((cell, missing)) if missing else run.append(cell))
+    return run, na
 
 
 def page_urls(route: Route, delay: float) -> list[str]:

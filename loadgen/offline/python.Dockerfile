@@ -1,4 +1,4 @@
-# Offline stand-in for python:3.11-slim-bookworm: Debian bookworm's python3 (3.11).
+# Offline stand-in for python:*-slim: Debian's python3 (bookworm: 3.11, bullseye: 3.9).
 ARG DEBIAN_IMAGE=asgilab-offline/debian:bookworm
 FROM ${DEBIAN_IMAGE}
 RUN apt-get update \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from asgilab import catalog, cli, config, matrix, presets, report, runtime
+from asgilab import catalog, cli, config, environments, kinds, matrix, planning, presets, report, runtime
 from asgilab.runtime.local import require
 from asgilab.tools import h2load_selfcheck
 
@@ -66,8 +66,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         with rt.session(servers, proxies):
             code = rt.delegate(args, locust_workers=workers)
             if code is None:
-                ran, skipped = _measure(rt, args, preset, servers, proxies)
-                code, summary = 0, f"asgilab: {ran} cells run, {skipped} skipped"
+                ran, skipped, na = _measure(rt, args, preset, servers, proxies)
+                code, summary = 0, f"asgilab: {ran} cells run, {skipped} skipped" + (
+                    f", {na} n/a (their server's app does not serve them)" if na else "")
     finally:
         if not config.get().inside:  # inside a container, the host writes the report
             _write_outputs(preset)
@@ -77,11 +78,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list[str],
-             proxies: list[str]) -> tuple[int, int]:
-    """Runs the preset's cells here, against a lab that is up: (cells run, cells skipped)."""
+             proxies: list[str]) -> tuple[int, int, int]:
+    """Runs the preset's cells here, against a lab that is up: (cells run, cells skipped,
+    cells n/a)."""
     h2load_bin = require("h2load", "install Debian's nghttp2-client (`make setup`)")
     topo = rt.topology(servers, proxies)
-    cells = matrix.plan(preset, topo)
+    cells, na = _served(matrix.plan(preset, topo))
     print(f"asgilab: preset {preset.name}: {len(cells)} cells "
           f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
           f"routes) on the {rt.name} runtime", flush=True)
@@ -94,9 +96,25 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
         tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt,
     )
     try:
-        return matrix.run_cells(cells, runner, redo=args.redo)
+        ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)
     finally:
         runner.close()  # the browser, before the lab goes down
+    return ran, skipped, len(na)
+
+
+def _served(cells: list) -> tuple[list, list]:
+    """Leaves out the cells whose server's app does not serve what they request (the talk's
+    2021 app has no /echo), saying so: such a cell is n/a, not a failure of the server."""
+    variants = catalog.load_servers()
+    envs = {v.environment: environments.load(v.environment) for v in variants.values() if v.environment}
+    serves = {name: envs[v.environment].serves_path for name, v in variants.items()
+              if v.environment and envs[v.environment].serves}
+    run, na = planning.split_served(cells, serves, lambda s: kinds.get(s.kind).app_paths(s.params))
+    for cell, missing in na:
+        env = envs[variants[cell.route.server].environment]
+        print(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "
+              f"{env.reason}", flush=True)
+    return run, na
 
 
 def _write_outputs(preset: presets.Preset) -> None:

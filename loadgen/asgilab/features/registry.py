@@ -27,6 +27,9 @@ class Feature:
     # upstream protocol -> the direct results a path needs to carry this feature (default:
     # this feature's own); a path that fails although they all work drops the feature.
     compare_with: dict[str, list[str]] = field(default_factory=dict)
+    # The app's paths the probe requests ("/x/": under it; empty: another app): a variant whose
+    # app serves fewer (environments.Environment.serves) shows the row n/a.
+    app_paths: list[str] | None = None
     order: int = 0
 
     def function(self) -> Callable:
@@ -36,6 +39,10 @@ class Feature:
         except (ImportError, AttributeError):
             raise LabError(f"features.toml: feature {self.id} names a probe {self.probe!r} that "
                            "does not exist") from None
+
+    def needs_unserved(self, serves: Callable[[str], bool]) -> list[str]:
+        """The app paths the probe requests that an app (``serves``) does not answer."""
+        return [p for p in self.app_paths or [] if not serves(p)]
 
     def runs_on(self, path: str) -> bool:
         return self.scope == "all" or path == "direct"
@@ -66,6 +73,9 @@ def load(path=None) -> list[Feature]:
         if feature.scope not in SCOPES or feature.show not in SHOWS:
             raise LabError(f"{source}: feature {feature.id}: scope must be one of {SCOPES}, "
                            f"show one of {SHOWS}")
+        if feature.app_paths is None:
+            raise LabError(f"{source}: feature {feature.id}: say which app paths its probe requests "
+                           "(app_paths = [...]; [] when it requests none of the app's)")
         seen.add(feature.id)
         out.append(feature)
     ids = {f.id for f in out}

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asgilab import catalog, routecheck
+from asgilab import catalog, environments, routecheck
 from asgilab.errors import LabError
 from asgilab.features import store
-from asgilab.features.model import BROKEN, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
+from asgilab.features.model import BROKEN, NA, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
 from asgilab.features.registry import Feature
 from asgilab.tools import probe
 from asgilab.topology import Topology
@@ -138,6 +138,21 @@ class FeatureRunner:
                 "edge": seen.edge, "upstream": seen.upstream,
                 "server_saw_http": (seen.info or {}).get("http_version")}
 
+    def not_served(self, server: str, feature: Feature) -> dict | None:
+        """The n/a result of a feature whose probe needs app paths the variant's app does not
+        serve (the talk's 2021 app has no feature endpoints); None when it serves them."""
+        env_name = self.variants[server].environment
+        if not env_name:
+            return None
+        env = environments.load(env_name)
+        missing = feature.needs_unserved(env.serves_path)
+        if not missing:
+            return None
+        return {"feature": feature.id, "observed": NA, "summary": f"n/a: {env.reason}",
+                "evidence": f"# {server} runs {env.app} (servers/envs/{env.name}), which does not "
+                            f"serve {', '.join(missing)}: nothing was requested",
+                "value": None, "detail": {"not_served": missing}, "checked_at": _now(), "duration_s": 0.0}
+
     # -- probing ----------------------------------------------------------------------------
     def probe(self, feature: Feature, target: Target) -> dict | None:
         started = time.monotonic()
@@ -163,7 +178,7 @@ class FeatureRunner:
         for pair in pairs:
             target = self.target(pair)
             for f in self.features:
-                if f.background and f.runs_on(pair.path):
+                if f.background and f.runs_on(pair.path) and not self.not_served(pair.server, f):
                     result: dict = {}
                     thread = threading.Thread(
                         target=lambda f=f, t=target, out=result: out.update(value=self.probe(f, t)),
@@ -179,6 +194,10 @@ class FeatureRunner:
         results = []
         for f in self.features:
             if not f.runs_on(pair.path):
+                continue
+            na = self.not_served(pair.server, f)
+            if na:
+                results.append(na)
                 continue
             if check["unavailable"]:
                 results.append({

@@ -72,6 +72,11 @@ class Kind:
     def label(self, s: Scenario) -> str:
         raise NotImplementedError
 
+    def app_paths(self, params: Any) -> tuple[str, ...]:
+        """The app's paths a run requests ("/x/": under it), so that a variant whose app
+        serves fewer (the talk's 2021 app) leaves the cell n/a instead of failing it."""
+        raise NotImplementedError
+
     # -- running a cell ------------------------------------------------------------------
     def before(self, cell: Cell) -> Verdict | None:
         """A verdict that needs no run (a protocol this tool cannot speak)."""

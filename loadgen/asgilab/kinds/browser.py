@@ -94,6 +94,9 @@ class BrowserKind(Kind):
     def __init__(self) -> None:
         self._session: browser.Session | None = None
 
+    def app_paths(self, params) -> tuple[str, ...]:
+        return ("/", "/message/")
+
     def scenario_id(self, s) -> str:
         return f"browser-d{s.params.delay:g}"
 

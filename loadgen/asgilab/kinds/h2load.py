@@ -91,6 +91,9 @@ class LoadKind(_H2load):
     Params = LoadParams
     has_ceiling = True
 
+    def app_paths(self, params) -> tuple[str, ...]:
+        return (params.path,)
+
     def scenario_id(self, s) -> str:
         p = s.params
         parts = [p.path.strip("/").replace("/", "-") or "root"]
@@ -151,6 +154,9 @@ class LoadKind(_H2load):
 class PageKind(_H2load):
     name = "page24"
     Params = PageParams
+
+    def app_paths(self, params) -> tuple[str, ...]:
+        return ("/", "/message/")
 
     def scenario_id(self, s) -> str:
         return f"page24-d{s.params.delay:g}"

@@ -69,6 +69,9 @@ class LocustKind(Kind):
             return f"locust user_class must be one of {', '.join(USER_CLASSES)}"
         return None
 
+    def app_paths(self, params) -> tuple[str, ...]:
+        return (params.path,) if params.user_class == "api" else ("/", "/message/")
+
     def scenario_id(self, s) -> str:
         p = s.params
         parts = [f"locust-{p.user_class}-u{p.users}-d{p.duration or 0:g}"]

@@ -84,6 +84,15 @@ def cpusets() -> dict[str, str]:
     return {part: getattr(cfg, f"cpuset_{part}") for part in CPUSET_PARTS}
 
 
+def image_services(variants: dict) -> list[str]:
+    """One server service per image: the first variant of the lab's environment and of each
+    environment of its own (compose.yaml builds the others' images from the same)."""
+    first: dict[str, str] = {}
+    for name, v in variants.items():
+        first.setdefault(v.environment, name)
+    return list(first.values())
+
+
 class ComposeRuntime(Runtime):
     name = "compose"
 
@@ -141,10 +150,10 @@ class ComposeRuntime(Runtime):
         images.resolve(offline, log=lambda m: print(m, flush=True))
         print("asgilab: building the lab's images (docker compose build) ...", flush=True)
         t0 = time.monotonic()
-        # One service per image: the server variants share asgilab/server, init and loadgen
-        # share asgilab/loadgen.
+        # One service per image: the server variants share asgilab/server (but for those with
+        # an environment of their own), init and loadgen share asgilab/loadgen.
         # Streamed: the first build takes minutes, and docker's steps are the progress.
-        self.compose("build", "--force-rm", "init", next(iter(catalog.load_servers())),
+        self.compose("build", "--force-rm", "init", *image_services(catalog.load_servers()),
                      *catalog.load_proxies(), timeout=3600, capture=False)
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
 
@@ -354,9 +363,9 @@ class ComposeRuntime(Runtime):
         for svc, arg in (("nginx", "NGINX_IMAGE"), ("haproxy", "HAPROXY_IMAGE"), ("envoy", "ENVOY_IMAGE")):
             if svc in out and arg in bases:
                 out[svc] += f" (image {bases[arg]['image']}: {bases[arg]['origin']})"
-        if "PYTHON_IMAGE" in bases:
-            b = bases["PYTHON_IMAGE"]
-            out["python image"] = f"{b['image']} ({b['origin']})"
+        for arg, b in bases.items():
+            if arg.startswith("PYTHON"):  # PYTHON_IMAGE: "python image"; PYTHON39_IMAGE: "python39 image"
+                out[f"{arg.removesuffix('_IMAGE').lower()} image"] = f"{b['image']} ({b['origin']})"
         return out
 
     # -- the driver in the loadgen container -------------------------------------------

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from asgilab import catalog, certs, config, paths, render, supervise, topology
+from asgilab import catalog, certs, config, environments, paths, render, supervise, topology
 from asgilab.errors import LabError
 from asgilab.procs import group_exists, killpg, pid_alive
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, telling_line
@@ -43,6 +43,13 @@ def require(tool: str, how: str = "run `make setup`") -> str:
     if not found:
         raise LabError(f"{tool} not found: {how}")
     return found
+
+
+def server_tool(variant: catalog.ServerVariant, tool: str) -> str:
+    """A server's executable: in the variant's own environment's venv where it has one."""
+    if variant.environment:
+        return environments.tool(environments.load(variant.environment), tool)
+    return require(tool, "run `make setup` (installs servers/requirements.txt)")
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -210,6 +217,11 @@ class LocalRuntime(Runtime):
             )
         tls = self.certs()
         variants = catalog.load_servers()
+        for name in servers:  # before anything starts: an environment that is not here
+            if variants[name].environment:
+                why = environments.unavailable(environments.load(variants[name].environment))
+                if why:
+                    raise LabError(f"{name}: {why}")
         procs: dict[str, dict] = {}
         state = {"runtime": self.name, "servers": servers, "proxies": proxies, "procs": procs,
                  "started_at": time.time()}
@@ -218,7 +230,7 @@ class LocalRuntime(Runtime):
                 argv = variants[li.server].argv(
                     li.kind, host=HOST, port=li.port, certfile=tls.cert, keyfile=tls.key
                 )
-                argv[0] = require(argv[0], "run `make setup` (installs servers/requirements.txt)")
+                argv[0] = server_tool(variants[li.server], argv[0])
                 procs[li.name] = self._spawn(li.name, li.server, argv, paths.APP_DIR)
                 self._save(state)
             for name in proxies:
