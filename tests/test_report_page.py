@@ -364,3 +364,19 @@ def test_the_variant_filter_hides_families_and_variants_in_a_browser(variant_cel
             assert errors == []
         finally:
             b.close()
+
+
+def test_documentation_against_the_lab_says_where_they_differ_with_the_evidence():
+    from asgilab import claims
+
+    claim = claims.Claim("uvicorn", "0.54.0", ("uvicorn-h2",), "uvicorn docs", "supports HTTP/2",
+                         supported=("http1",), unsupported=("h2-alpn",))
+    seen = [feature_row("uvicorn-h2", "supported", "uvicorn", 0, versions={"uvicorn": "0.54.0"}),
+            feature_row("uvicorn-h2", "supported", "uvicorn", 0, summary="ALPN h2", feature="h2-alpn",
+                        versions={"uvicorn": "0.54.0"})]
+    rows = claims.compare([claim], seen, [])
+    html = report._env().get_template("claims.html.j2").render(claims=rows)
+    differ = re.search(r'<ul class="claims-differ">(.*?)</ul>', html, re.S).group(1)
+    assert "uvicorn-h2" in differ and "supports HTTP/2" in differ and "ALPN h2" in differ
+    assert differ.count("<li") == 1  # http1 agrees: it is in the table only
+    assert "— differs" in html and html.count("<tr data-server=") == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import charts, families, findings, paths, results, scaling, stats
+from asgilab import charts, claims, families, findings, paths, results, scaling, stats
 from asgilab.lambda_adapter import view as lambda_view
 from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
@@ -245,6 +245,7 @@ def context(cells: list[dict]) -> dict:
         "scaling": scaling.table(cells),
         "scaling_single": scaling.single_worker_families(cells),
         "mangum": lambda_view.load(paths.reports_dir()),
+        "claims": _claims(features, cells),
         "filters": {
             "servers": servers,
             # Every server the page lists (results and feature matrix), grouped by family.
@@ -288,6 +289,15 @@ def _features() -> list[dict]:
         return store.load_all(paths.reports_dir())
     except (OSError, ValueError):
         return []
+
+
+def _claims(features: list[dict], cells: list[dict]) -> list:
+    """Documentation against the lab, where the feature matrix has been run."""
+    if not features:
+        return []
+    from asgilab.features import registry
+
+    return claims.compare(claims.load(feature_ids={f.id for f in registry.load()}), features, cells)
 
 
 def _presets(cells: list[dict]) -> list[dict]:
