@@ -4,7 +4,11 @@ VENV    := .venv
 PY      := $(abspath $(VENV))/bin/python
 PRESET  ?= talk
 ROUTE   ?= granian.direct.h2
-ASGILAB := cd loadgen && $(PY) -m asgilab
+# Your own app (README, "Your own app"): passed on as LAB_* with absolute paths.
+APP_ENV  = $(if $(APP),LAB_APP=$(APP) LAB_APP_DIR=$(abspath $(or $(APP_DIR),.))) \
+           $(if $(APP_REQUIREMENTS),LAB_APP_REQUIREMENTS=$(abspath $(APP_REQUIREMENTS))) \
+           $(if $(TARGETS),LAB_TARGETS=$(abspath $(TARGETS)))
+ASGILAB  = cd loadgen && $(strip $(APP_ENV)) $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
 .PHONY: help setup lab down status routes check matrix browser features mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
@@ -67,7 +71,7 @@ compose-file: setup
 	@$(ASGILAB) compose-file
 
 matrix: setup
-	@$(ASGILAB) matrix --preset $(PRESET) $(if $(SERVERS),--servers $(SERVERS)) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
+	@$(ASGILAB) matrix --preset $(PRESET) $(if $(SERVERS),--servers $(SERVERS)) $(if $(PATHS),--paths $(PATHS)) $(if $(LOCUST_WORKERS),--locust-workers $(LOCUST_WORKERS))
 
 locust-ui: setup
 	@$(ASGILAB) locust-ui --route $(ROUTE) $(if $(WORKERS),--workers $(WORKERS))

@@ -94,7 +94,7 @@ class StaticPeer(_Listener):
 
 
 async def _health_or_features(scope, receive, send) -> None:
-    if scope["path"] == "/healthz":
+    if scope["path"] in ("/healthz", "/_lab/healthz"):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", b"3")]})
         await send({"type": "http.response.body", "body": b"ok\n"})

@@ -46,7 +46,7 @@ def test_the_repositorys_environments_load():
 
 def test_what_an_app_serves():
     talk = environments.load("hypercorn-2021")
-    served = ["/query", "/message/3?delay=0.5", "/", "/healthz", "/_lab/info"]
+    served = ["/query", "/message/3?delay=0.5", "/", "/healthz", "/_lab/healthz", "/_lab/info"]
     not_served = ["/echo", "/payload/1024", "/_lab/features/push", "/_lab/wsgi/", "/queryx"]
     assert all(talk.serves_path(p) for p in served)
     assert not any(talk.serves_path(p) for p in not_served)

@@ -162,3 +162,15 @@ def test_duration_runs_allow_responses_straddling_the_window_edges(topo):
     assert judge(s, route, in_flight=32) is None  # more than in flight
     s.status_2xx, s.failed = 25938, 1
     assert judge(s, route, in_flight=32) is None  # a failure stays one
+
+
+def test_paths_narrow_a_preset_to_paths_it_runs():
+    from asgilab import presets
+    from asgilab.errors import LabError
+
+    variants = presets.load_all()["variants"]
+    assert presets.with_paths(variants, ["direct"]).paths == ["direct"]
+    with pytest.raises(LabError, match="--paths envoy-h1: preset variants runs direct, nginx-h1"):
+        presets.with_paths(variants, ["envoy-h1"])
+    talk = presets.load_all()["talk"]  # no paths list: direct and every path of its proxies
+    assert presets.with_paths(talk, ["envoy-h2c"]).paths == ["envoy-h2c"]

@@ -15,7 +15,10 @@ from asgilab.errors import LabError
 LISTENER_KINDS = ("clear", "tls", "quic", "wsgi")
 ROUTE_LISTENER_KINDS = ("clear", "tls")
 TLS_LISTENER_KINDS = ("tls", "quic")
-# Listeners that answer GET /healthz with 200 once up (a wsgi listener may serve an app its
+# Every app the servers run answers it (the lab's, the talk's, the wrapper around a user's):
+# readiness and liveness never depend on a path of the user's app.
+HEALTH_PATH = "/_lab/healthz"
+# Listeners that answer GET HEALTH_PATH with 200 once up (a wsgi listener may serve an app its
 # server cannot run: it only has to accept connections).
 HEALTH_CHECKED_KINDS = ("clear", "tls", "quic")
 CLIENT_PROTOCOLS = ("h1", "h1-tls", "h2c", "h2")
@@ -23,7 +26,11 @@ UPSTREAM_PROTOCOLS = ("h1", "h2c", "h2")
 
 Param = str | int | float
 # Placeholders every server command may use; a variant's params add their own names.
-SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile")
+# {app} is the ASGI app the servers run: the lab's (labapp:app), or, with APP=module:attr,
+# the wrapper around the user's (servers/app/labwrap.py).
+SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile", "app")
+LAB_APP = "labapp:app"
+USER_APP = "labwrap:app"
 DEFAULT_PARAMS: dict[str, Param] = {"workers": 1}
 VARIANT_KEYS = ("description", "family", "packages", "listeners", "params", "extends", "without",
                 "environment")
@@ -99,18 +106,25 @@ class ServerVariant:
 
     def argv(self, kind: str, host: str, port: int, certfile: str | Path = "",
              keyfile: str | Path = "") -> list[str]:
-        """The listener's command line: its template filled with the address, the TLS files
-        and the variant's params."""
+        """The listener's command line: its template filled with the address, the TLS files,
+        the app and the variant's params."""
         if kind not in self.commands:
             raise LabError(f"server {self.name} has no {kind} listener")
-        values = {**self.params, "host": host, "port": port, "certfile": certfile, "keyfile": keyfile}
+        values = {**self.params, "host": host, "port": port, "certfile": certfile, "keyfile": keyfile,
+                  "app": app_target()}
         return [a.format_map(values) for a in self.commands[kind]]
 
     def rendered_commands(self) -> dict[str, list[str]]:
-        """Every listener's command with the params filled in and the per-listener
-        placeholders ({host}, {port}, ...) left as they are."""
-        values = {**self.params, **{k: "{" + k + "}" for k in SERVER_PLACEHOLDERS}}
+        """Every listener's command with the params and the app filled in and the
+        per-listener placeholders ({host}, {port}, ...) left as they are."""
+        values = {**self.params, **{k: "{" + k + "}" for k in SERVER_PLACEHOLDERS}, "app": app_target()}
         return {k: [a.format_map(values) for a in argv] for k, argv in self.commands.items()}
+
+    @property
+    def runs_any_app(self) -> bool:
+        """Whether its route listeners run {app} (the talk's 2021 variant runs its own app only)."""
+        return all(any("{app}" in a for a in argv) for k, argv in self.commands.items()
+                   if k in ROUTE_LISTENER_KINDS)
 
     def config_files(self) -> dict[str, str]:
         """Configuration files its commands read (``--config F``, relative to the app), with
@@ -154,6 +168,11 @@ class ProxyKind:
         for arg in self.command:
             _check_template(f"proxy {self.name}", arg, set(values))
         return [a.format_map(values) for a in self.command]
+
+
+def app_target() -> str:
+    """What {app} is: the wrapper around the user's app when APP is given, else the lab's."""
+    return USER_APP if config.get().app else LAB_APP
 
 
 def _load(path: Path) -> dict:

@@ -32,9 +32,21 @@ def common(parser: argparse.ArgumentParser) -> None:
 
 
 def selection(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    servers = catalog.pick(catalog.load_servers(), args.servers, "server")
+    servers = runnable(catalog.pick(catalog.load_servers(), args.servers, "server"))
     proxies = catalog.pick(catalog.load_proxies(), args.proxies, "proxy")
     return servers, proxies
+
+
+def runnable(servers: list[str]) -> list[str]:
+    """With APP=..., the variants that can run the user's app; the others are named and why."""
+    from asgilab import userapp
+
+    kept, dropped = userapp.runnable(catalog.load_servers(), servers)
+    for name, why in dropped.items():
+        print(f"asgilab: {name} left out: {why}", flush=True)
+    if not kept:
+        raise LabError("none of the selected servers can run APP=...: select others (SERVERS=...)")
+    return kept
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,6 +73,14 @@ def _choice(what: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _app_spec(raw: str) -> str:
+    module, sep, attr = raw.partition(":")
+    if not sep or not module or not attr or not all(p.isidentifier() for p in (*module.split("."),
+                                                                           *attr.split("."))):
+        raise ValueError("is not module:attribute (e.g. mysite.asgi:application)")
+    return raw
+
+
 def _cpuset(raw: str) -> str:
     if not _CPUSET.fullmatch(raw):
         raise ValueError("is not a cpuset; write CPUs as in `taskset -c`, e.g. 1 or 0-2,4")
@@ -149,6 +157,19 @@ OPTIONS: tuple[Option, ...] = (
            "the server catalog (another file adds variants for the local runtime and tests; the "
            "Compose images carry `servers/catalog.toml`)", shown="`servers/catalog.toml`", recorded=True),
     Option("compose_project", "LAB_COMPOSE_PROJECT", _text, "asgilab", "Docker Compose project name"),
+    # -- your own app (APP=... on make's command line sets LAB_APP) ---------------------
+    Option("app", "LAB_APP", _app_spec, "",
+           "your ASGI or WSGI app as `module:attribute` (`APP=`); every server runs it behind "
+           "servers/app/labwrap.py instead of the lab's app", shown="the lab's app", recorded=True),
+    Option("app_dir", "LAB_APP_DIR", _path, lambda v, e: v["root"],
+           "where APP is imported from (`APP_DIR=`; make passes it as an absolute path)",
+           shown="the repository", recorded=True),
+    Option("app_requirements", "LAB_APP_REQUIREMENTS", _text, "",
+           "your app's requirements file (`APP_REQUIREMENTS=`), installed beside the servers",
+           shown="none", recorded=True),
+    Option("targets", "LAB_TARGETS", _text, "",
+           "TOML file of the requests of your app to measure (`TARGETS=`; asgilab/targets.py)",
+           shown="`/` only", recorded=True),
     _cpuset_option("servers", "CPUs of the server containers (Compose)", "the last CPU"),
     _cpuset_option("proxies", "CPUs of the proxy containers (Compose)", "the other CPUs"),
     _cpuset_option("loadgen", "CPUs of the load generator's containers (Compose)", "the other CPUs"),

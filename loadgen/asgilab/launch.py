@@ -29,6 +29,7 @@ from pathlib import Path
 
 BIND = "0.0.0.0"
 READY_FILE = Path("/tmp/asgilab-serve.ready")
+HEALTH_PATH = "/_lab/healthz"  # catalog.HEALTH_PATH (this file imports nothing of the lab)
 READY_TIMEOUT_S = 600  # Compose gives up sooner (its health check's retries)
 POLL_S = 0.5
 
@@ -53,7 +54,7 @@ def listeners(plan, port_base=None):
 
 
 def check(plan, quiet=False, port_base=None):
-    """0 when every listener answers: /healthz with 200 where the ASGI app runs, a TCP
+    """0 when every listener answers: HEALTH_PATH with 200 where the ASGI app runs, a TCP
     connection where another app does (the WSGI listener)."""
     ctx = ssl._create_unverified_context()  # the health check proves liveness, not identity
     for li in listeners(plan, port_base):
@@ -61,7 +62,7 @@ def check(plan, quiet=False, port_base=None):
             if li["check"] == "tcp":
                 socket.create_connection(("127.0.0.1", li["port"]), timeout=3).close()
                 continue
-            url = f"{li['check']}://127.0.0.1:{li['port']}/healthz"
+            url = f"{li['check']}://127.0.0.1:{li['port']}{HEALTH_PATH}"
             with urllib.request.urlopen(url, timeout=3, context=ctx if li["check"] == "https" else None) as r:
                 if r.status != 200:
                     return 1

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from asgilab import catalog, config, kinds, paths, results, routecheck, stats, verdicts
+from asgilab import catalog, config, kinds, paths, results, routecheck, stats, userapp, verdicts
 from asgilab.kinds.base import STATIC_PATH, Context, Kind, Run
 from asgilab.planning import Cell, page_urls, plan
 from asgilab.routecheck import RouteCheck
@@ -112,6 +112,7 @@ class Runner:
         self.ca = ca
         self.tool_versions = tool_versions
         self.placement = placement
+        self.app = userapp.record()  # None: the lab's own app (hashing APP_DIR once per run)
         self.preset = preset
         self.log = log
         self.tool_checks = tool_checks or {}
@@ -200,7 +201,8 @@ class Runner:
         if isinstance(judgement, verdicts.SecondOpinion):
             rc = kind.recheck(cell)
             second = probe.check(rc.url, cell.route.client, self.ca, attempts=rc.attempts,
-                                 timeout=rc.timeout, method=rc.method, body=rc.body)
+                                 timeout=rc.timeout, method=rc.method, body=rc.body,
+                                 headers=dict(rc.headers) or None)
             run.record["second_client"] = second.to_dict()
             return run.record, verdicts.from_second_opinion(judgement, cell.route, second)
         return run.record, judgement
@@ -331,6 +333,7 @@ class Runner:
                 **variant.record(),  # params, commands as they ran, config files, workers
             },
             "placement": self.placement,
+            "app": self.app,
             "config": config.get().record(),
             "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
             **described,

@@ -111,6 +111,7 @@ class Preset:
     order: str = "routes"  # routes: route by route; interleaved: servers take turns
     features: bool = False  # also run the feature probes (asgilab.features) before the cells
     servers: list[str] | None = None  # server variants (None: the whole catalog); --servers wins
+    per_target: bool = False  # each load scenario once per request of the user's TARGETS (APP=)
 
 
 def load_all(path: Path | None = None) -> dict[str, Preset]:
@@ -138,6 +139,7 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
             order=spec.get("order", "routes"),
             features=bool(spec.get("features", False)),
             servers=spec.get("servers"),
+            per_target=bool(spec.get("per_target", False)),
         )
     return out
 
@@ -147,7 +149,7 @@ PRESET_KEYS: dict[str, tuple[str, Any]] = {
     "description": ("text", str), "proxies": ("a list of names", list), "paths": ("a list of names", list),
     "clients": ("a list of client protocols", list), "scenarios": ("a list of tables", list),
     "order": ("routes or interleaved", str), "features": ("true or false", bool),
-    "servers": ("a list of server variants", list),
+    "servers": ("a list of server variants", list), "per_target": ("true or false", bool),
 }
 
 
@@ -178,6 +180,29 @@ def get(name: str, scenarios: list[str] | None = None) -> Preset:
     if unknown:
         raise LabError(f"preset {name} has no scenario {', '.join(unknown)}; it has: {', '.join(known)}")
     return replace(preset, scenarios=[s for s in preset.scenarios if s.id in scenarios])
+
+
+def for_targets(preset: Preset, targets: list) -> Preset:
+    """Every load scenario once per target (asgilab.targets.Target): its path, method,
+    headers, body and expected status; the other scenarios as they are."""
+    out = []
+    for s in preset.scenarios:
+        if s.kind != "load":
+            out.append(s)
+            continue
+        out += [s.with_(path=t.path, target=t.name, method=t.method, headers=tuple(sorted(t.headers.items())),
+                        body_file=str(t.body_file) if t.body_file else None, expect=t.expect, body_size=None)
+                for t in targets]
+    return replace(preset, scenarios=out)
+
+
+def with_paths(preset: Preset, wanted: list[str]) -> Preset:
+    """The preset narrowed to some of its paths (``--paths``): a path it does not run is an error."""
+    have = preset.paths if preset.paths is not None else ["direct", *(f"{p}-*" for p in preset.proxies)]
+    bad = [w for w in wanted if not any(w == h or (h.endswith("*") and w.startswith(h[:-1])) for h in have)]
+    if bad:
+        raise LabError(f"--paths {', '.join(bad)}: preset {preset.name} runs {', '.join(have)}")
+    return replace(preset, paths=list(wanted))
 
 
 def with_locust_workers(preset: Preset, workers: int) -> Preset:

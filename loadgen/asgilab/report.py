@@ -218,6 +218,7 @@ def context(cells: list[dict]) -> dict:
                     "first": min(c["started_at"] for c in cells if c["runtime"] == rt),
                     "last": max(c.get("finished_at", "") for c in cells if c["runtime"] == rt)}
     servers = [s for s in order if any(c["route"]["server"] == s for c in cells)]
+    apps = {json.dumps(c["app"], sort_keys=True): c["app"] for c in cells if c.get("app")}
     pages = page_rows(cells, order)
     browser_rows_ = browser_rows(cells, order)
     found = findings.all_findings(cells, family, order)
@@ -246,6 +247,7 @@ def context(cells: list[dict]) -> dict:
         "scaling_single": scaling.single_worker_families(cells),
         "mangum": lambda_view.load(paths.reports_dir()),
         "claims": _claims(features, cells),
+        "apps": list(apps.values()),  # APP=...: the user's app(s) these cells measured
         "filters": {
             "servers": servers,
             # Every server the page lists (results and feature matrix), grouped by family.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from asgilab import verdicts
+from asgilab import catalog, verdicts
 from asgilab.tools import probe
 from asgilab.topology import UPSTREAM_LISTENER, Route, Topology
 from asgilab.verdicts import Verdict
@@ -28,7 +28,7 @@ class RouteCheck:
 def upstream_probe(topo: Topology, route: Route, ca: str | None, timeout: float = 10.0) -> probe.ProbeResult:
     """The server's own listener over the route's upstream protocol."""
     li = topo.listener(route.server, UPSTREAM_LISTENER[route.upstream])
-    url = f"{'https' if li.kind == 'tls' else 'http'}://{li.host}:{li.port}/healthz"
+    url = f"{'https' if li.kind == 'tls' else 'http'}://{li.host}:{li.port}{catalog.HEALTH_PATH}"
     return probe.check(url, route.upstream, ca, attempts=1, timeout=timeout)
 
 

@@ -6,7 +6,7 @@ them together. It imports nothing beyond the standard library and the catalog, s
 the server image does not need the driver's dependencies.
 
     python -m asgilab.serve hypercorn          # run
-    python -m asgilab.serve --check hypercorn  # every listener answers /healthz (by hand)
+    python -m asgilab.serve --check hypercorn  # every listener answers /_lab/healthz (by hand)
 
 The loop itself (start, wait until every listener answers, write READY_FILE for the
 container's health check, stop together) is asgilab.launch's: an image whose Python cannot

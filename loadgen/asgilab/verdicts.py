@@ -146,6 +146,22 @@ def from_route_checks(
 
 
 # -- a load tool's own report -----------------------------------------------------------
+def target_answer(target: str, expect: int | None, seen: ProbeResult) -> Verdict | None:
+    """A user's target must answer its ``expect`` (default any 2xx) before it is loaded: a
+    wrong status is the app's answer, a failed cell with the status and a sample body; no
+    answer at all leaves it to the load and its second opinion."""
+    if not seen.statuses:
+        return None if not seen.answered else Verdict(
+            Status.FAILED, f"target {target}: no answer over the route ({seen.error})", seen.error or "")
+    status = seen.statuses[-1]
+    good = 200 <= status < 300 if expect is None else status == expect
+    if good:
+        return None
+    want = "any 2xx" if expect is None else str(expect)
+    return Verdict(Status.FAILED, f"target {target} answered {status}, expected {want}",
+                   (seen.body or "")[:500])
+
+
 def from_timeout(tool: str, seconds: float, sample: str = "") -> Verdict:
     """The tool ran past its bound and was stopped: the route did not answer in time."""
     return Verdict(Status.FAILED, f"{tool} did not finish within {seconds:g}s", sample)

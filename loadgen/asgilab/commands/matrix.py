@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from asgilab import catalog, cli, config, environments, kinds, matrix, planning, presets, report, runtime
+from asgilab import (
+    catalog,
+    cli,
+    config,
+    environments,
+    kinds,
+    matrix,
+    planning,
+    presets,
+    report,
+    runtime,
+    targets,
+)
+from asgilab.errors import LabError
 from asgilab.runtime.local import require
 from asgilab.tools import h2load_selfcheck
 
@@ -19,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenarios", type=cli._split,
                    help="comma-separated scenario ids of the preset (default: all), "
                         "e.g. query-c50-n5000-m1,page24-d3")
+    p.add_argument("--paths", type=cli._split,
+                   help="comma-separated paths of the preset to run (e.g. direct,nginx-h1; default: "
+                        "the preset's own)")
     p.add_argument("--locust-workers", type=int, default=None, metavar="N",
                    help="run Locust scenarios with a master and N workers (0: one process; "
                         "default: as the preset says)")
@@ -54,8 +71,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     preset = presets.get(args.preset, args.scenarios)
     if args.locust_workers is not None:
         preset = presets.with_locust_workers(preset, args.locust_workers)
-    servers = catalog.pick(catalog.load_servers(), args.servers or preset.servers,
-                           "server" if args.servers else f"server (preset {preset.name})")
+    preset = _with_targets(preset)
+    if args.paths:
+        preset = presets.with_paths(preset, args.paths)
+    servers = cli.runnable(catalog.pick(catalog.load_servers(), args.servers or preset.servers,
+                                        "server" if args.servers else f"server (preset {preset.name})"))
     wanted = args.proxies if args.proxies is not None else preset.proxies
     proxies = catalog.pick(catalog.load_proxies(), wanted, "proxy") if wanted else []
     rt = runtime.get(args.runtime)
@@ -102,18 +122,42 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
     return ran, skipped, len(na)
 
 
+def _with_targets(preset: presets.Preset) -> presets.Preset:
+    """A per_target preset (PRESET=app) measures the user's targets, so it needs APP."""
+    if not preset.per_target:
+        return preset
+    cfg = config.get()
+    if not cfg.app:
+        raise LabError(f"PRESET={preset.name} measures your own app: give APP=module:attribute "
+                       "(and APP_DIR, TARGETS; README, \"Your own app\")")
+    found = targets.load(Path(cfg.targets) if cfg.targets else None)
+    if not cfg.targets:
+        print(f"asgilab: {targets.DEFAULT}", flush=True)
+    return presets.for_targets(preset, found)
+
+
 def _served(cells: list) -> tuple[list, list]:
     """Leaves out the cells whose server's app does not serve what they request (the talk's
-    2021 app has no /echo), saying so: such a cell is n/a, not a failure of the server."""
+    2021 app has no /echo; a user's app answers only its TARGETS as far as the lab knows),
+    saying so: such a cell is n/a, not a failure of the server."""
     variants = catalog.load_servers()
     envs = {v.environment: environments.load(v.environment) for v in variants.values() if v.environment}
     serves = {name: envs[v.environment].serves_path for name, v in variants.items()
               if v.environment and envs[v.environment].serves}
+    reasons = {name: envs[variants[name].environment].reason for name in serves}
+    cfg = config.get()
+    if cfg.app:
+        known = targets.load(Path(cfg.targets) if cfg.targets else None)
+        wanted = {t.path.split("?", 1)[0] for t in known}
+        for name in variants:
+            serves[name] = lambda p, w=wanted: p.split("?", 1)[0] in w or p.startswith("/_lab/")
+            reasons[name] = (f"APP={cfg.app}: the lab requests only your targets "
+                             f"({', '.join(sorted(wanted))}); the 24-request page and the lab's endpoints "
+                             "belong to the lab's own app")
     run, na = planning.split_served(cells, serves, lambda s: kinds.get(s.kind).app_paths(s.params))
     for cell, missing in na:
-        env = envs[variants[cell.route.server].environment]
         print(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "
-              f"{env.reason}", flush=True)
+              f"{reasons[cell.route.server]}", flush=True)
     return run, na
 
 

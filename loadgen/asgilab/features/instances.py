@@ -99,8 +99,8 @@ class Spawner:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return f"{server} exited during start-up: {inst.log_tail(2)}"
-            if probe.healthy(f"http://{HOST}:{port}/healthz"):
+            if probe.healthy(f"http://{HOST}:{port}{catalog.HEALTH_PATH}"):
                 return inst
             time.sleep(0.2)
         inst.stop(2.0)
-        return f"{server} did not answer /healthz within {READY_TIMEOUT_S:g}s"
+        return f"{server} did not answer {catalog.HEALTH_PATH} within {READY_TIMEOUT_S:g}s"

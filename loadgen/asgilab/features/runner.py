@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asgilab import catalog, environments, routecheck
+from asgilab import catalog, config, environments, routecheck
 from asgilab.errors import LabError
 from asgilab.features import store
 from asgilab.features.model import BROKEN, NA, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
@@ -141,16 +141,22 @@ class FeatureRunner:
     def not_served(self, server: str, feature: Feature) -> dict | None:
         """The n/a result of a feature whose probe needs app paths the variant's app does not
         serve (the talk's 2021 app has no feature endpoints); None when it serves them."""
+        app = config.get().app
         env_name = self.variants[server].environment
-        if not env_name:
+        if app:  # the wrapper answers the lab's two endpoints; the rest is the user's app
+            missing = feature.needs_unserved(lambda p: p in ("/_lab/info", catalog.HEALTH_PATH))
+            reason = f"APP={app}: the probe needs the lab app's endpoints, which your app does not have"
+            where = f"{server} runs your app behind servers/app/labwrap.py"
+        elif env_name:
+            env = environments.load(env_name)
+            missing, reason = feature.needs_unserved(env.serves_path), env.reason
+            where = f"{server} runs {env.app} (servers/envs/{env.name})"
+        else:
             return None
-        env = environments.load(env_name)
-        missing = feature.needs_unserved(env.serves_path)
         if not missing:
             return None
-        return {"feature": feature.id, "observed": NA, "summary": f"n/a: {env.reason}",
-                "evidence": f"# {server} runs {env.app} (servers/envs/{env.name}), which does not "
-                            f"serve {', '.join(missing)}: nothing was requested",
+        return {"feature": feature.id, "observed": NA, "summary": f"n/a: {reason}",
+                "evidence": f"# {where}, which does not serve {', '.join(missing)}: nothing was requested",
                 "value": None, "detail": {"not_served": missing}, "checked_at": _now(), "duration_s": 0.0}
 
     # -- probing ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class Recheck:
     timeout: float = 10.0
     method: str = "GET"
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

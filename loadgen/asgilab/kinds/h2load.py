@@ -11,7 +11,7 @@ from pathlib import Path
 from asgilab import kinds, stats, verdicts
 from asgilab.kinds.base import RAW_OUTPUT_LIMIT, STATIC_PATH, Context, Kind, Recheck, Run, tail
 from asgilab.planning import PAGE_CALLS, PAGE_H1_CONNECTIONS, Cell, page_urls
-from asgilab.tools import h2load, h2load_log
+from asgilab.tools import h2load, h2load_log, probe
 from asgilab.topology import Route
 
 RECHECK_ATTEMPTS = 20
@@ -29,6 +29,12 @@ class LoadParams:
     rps: float | None = None  # fixed request rate per client (--rps)
     body_size: int | None = None  # POST a body of this many bytes (-d)
     timeout_s: float = 300.0
+    # A request of the user's TARGETS file (presets with per_target = true fill these in).
+    target: str = ""
+    method: str = "GET"
+    headers: tuple = ()  # ((name, value), ...)
+    body_file: str | None = None
+    expect: int | None = None  # the status it must answer (None: any 2xx)
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class LoadKind(_H2load):
 
     def scenario_id(self, s) -> str:
         p = s.params
-        parts = [p.path.strip("/").replace("/", "-") or "root"]
+        parts = [f"target-{p.target}" if p.target else (p.path.strip("/").replace("/", "-") or "root")]
         if p.body_size:
             parts.append(f"post{p.body_size}")
         parts.append(f"c{p.clients}")
@@ -118,6 +124,9 @@ class LoadKind(_H2load):
         extra = f" --rps {p.rps:g}" if p.rps else ""
         extra += f" POST {p.body_size} B" if p.body_size else ""
         runs = f", {s.repeat} runs" if s.repeat > 1 else ""
+        if p.target:
+            return (f"target {p.target}: {p.method} {p.path}, h2load -c {p.clients}{size} "
+                    f"-m {p.streams}{extra}{runs}")
         return f"h2load -c {p.clients}{size} -m {p.streams}{extra} {p.path}{runs}"
 
     def log_file(self, ctx: Context, cell: Cell) -> str | None:
@@ -129,25 +138,42 @@ class LoadKind(_H2load):
 
     def argv(self, ctx: Context, cell: Cell, log_file: str | None) -> list[str]:
         p, r = cell.scenario.params, cell.route
+        data = p.body_file or (_body(ctx, p.body_size) if p.body_size else None)
         return h2load.command(
             [r.url(p.path)], r.client, p.clients, None if p.duration else p.requests, p.streams,
             duration_s=p.duration, warmup_s=p.warmup, binary=ctx.h2load, rps=p.rps,
-            data_file=_body(ctx, p.body_size) if p.body_size else None, log_file=log_file,
+            data_file=data, log_file=log_file, headers=_headers(p),
         )
 
     def in_flight(self, cell: Cell) -> int | None:
         p = cell.scenario.params
         return p.clients * p.streams if p.duration else None
 
+    def before(self, cell: Cell) -> verdicts.Verdict | None:
+        """A target answers what it must before it is loaded: h2load counts status classes
+        only, so an exact ``expect`` (201, say) is checked here, over the route's protocol."""
+        p = cell.scenario.params
+        if not p.target:
+            return None
+        rc = self.recheck(cell)
+        seen = probe.check(rc.url, cell.route.client, None, attempts=1, timeout=rc.timeout,
+                           method=rc.method, body=rc.body, headers=dict(rc.headers) or None)
+        return verdicts.target_answer(p.target, p.expect, seen)
+
     def recheck(self, cell: Cell) -> Recheck:
         p = cell.scenario.params
+        if p.target:
+            body = Path(p.body_file).read_bytes() if p.body_file else None
+            return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, RECHECK_TIMEOUT_S, p.method, body,
+                           tuple(p.headers))
         if p.body_size:
             return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, RECHECK_TIMEOUT_S, "POST",
                            b"x" * p.body_size)
         return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, RECHECK_TIMEOUT_S)
 
     def ceiling_cell(self, cell: Cell, target: Route) -> Cell:
-        return Cell(cell.scenario.with_(path=STATIC_PATH, body_size=None, repeat=1), target)
+        return Cell(cell.scenario.with_(path=STATIC_PATH, body_size=None, repeat=1, target="", method="GET",
+                                        headers=(), body_file=None), target)
 
 
 @kinds.register
@@ -179,6 +205,15 @@ def page_argv(cell: Cell, binary: str = "h2load") -> list[str]:
     clients, streams = (1, PAGE_CALLS) if r.is_h2 else (PAGE_H1_CONNECTIONS, 1)
     return h2load.command(page_urls(r, delay), r.client, clients, PAGE_CALLS, streams,
                           inactivity_timeout_s=delay + 15, binary=binary)
+
+
+def _headers(p: LoadParams) -> list[tuple[str, str]]:
+    """A target's headers, and its method where h2load would not send it by itself (GET, or
+    POST when there is a body)."""
+    out = list(p.headers)
+    if p.method not in ("GET", "POST" if p.body_file else "GET"):
+        out.append((":method", p.method))
+    return out
 
 
 def _body(ctx: Context, size: int) -> str:

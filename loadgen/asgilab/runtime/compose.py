@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from asgilab import catalog, composefile, config, images, paths
+from asgilab import catalog, composefile, config, images, paths, userapp
 from asgilab.errors import LabError
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base, telling_line
 from asgilab.runtime.engine import Engine
@@ -174,6 +174,9 @@ class ComposeRuntime(Runtime):
         depends_on list (which a by-hand `docker compose up` of the whole lab follows)."""
         if inside():
             return  # brought up by the host
+        if userapp.active():
+            raise LabError("APP=... runs on the local runtime only so far (its Compose image is not "
+                           "built yet): add LAB_RUNTIME=local")
         if self.already_up(servers, proxies, own):
             return
         if self.services():

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from asgilab import catalog, certs, config, environments, paths, render, supervise, topology
+from asgilab import catalog, certs, config, environments, paths, render, supervise, topology, userapp
 from asgilab.errors import LabError
 from asgilab.procs import group_exists, killpg, pid_alive
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, telling_line
@@ -217,6 +217,7 @@ class LocalRuntime(Runtime):
             )
         tls = self.certs()
         variants = catalog.load_servers()
+        userapp.prepare()  # APP=...: its requirements installed, its import checked
         for name in servers:  # before anything starts: an environment that is not here
             if variants[name].environment:
                 why = environments.unavailable(environments.load(variants[name].environment))
@@ -287,7 +288,7 @@ class LocalRuntime(Runtime):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **userapp.environment()},
             )
         return {"pid": proc.pid, "start_time": start_time(proc.pid), "service": service,
                 "argv": argv, "cwd": str(cwd)}
@@ -321,7 +322,7 @@ class LocalRuntime(Runtime):
                 if li.kind not in catalog.HEALTH_CHECKED_KINDS:
                     if not port_free(li.port):
                         del pending[name]
-                elif probe.healthy(f"{scheme}://{HOST}:{li.port}/healthz", tls.ca):
+                elif probe.healthy(f"{scheme}://{HOST}:{li.port}{catalog.HEALTH_PATH}", tls.ca):
                     del pending[name]
             for key, f in list(ports.items()):
                 if not port_free(f.port):

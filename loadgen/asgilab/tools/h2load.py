@@ -181,6 +181,7 @@ def command(
     rps: float | None = None,
     data_file: str | None = None,
     log_file: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """Builds an h2load command line; exactly one of requests and duration_s is set.
 
@@ -203,6 +204,8 @@ def command(
         argv += [f"--rps={rps:g}"]
     if data_file:
         argv += ["-d", data_file]
+    for name, value in headers or ():
+        argv += ["-H", f"{name}: {value}"]
     if log_file:
         argv += [f"--log-file={log_file}"]
     # -N takes whole seconds only.

@@ -63,6 +63,7 @@ def check(
     timeout: float = 10.0,
     method: str = "GET",
     body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> ProbeResult:
     """Sends ``attempts`` requests over one connection and records what came back."""
     res = ProbeResult(url=url, client=client, attempts=attempts)
@@ -70,7 +71,7 @@ def check(
     try:
         with _client(client, ca, timeout) as c:
             for _ in range(attempts):
-                r = c.request(method, url, content=body)
+                r = c.request(method, url, content=body, headers=headers)
                 res.statuses.append(r.status_code)
                 res.negotiated = _HTTP_VERSION.get((r.http_version, scheme), r.http_version)
                 res.headers = {k: v for k, v in r.headers.items() if k.lower() in

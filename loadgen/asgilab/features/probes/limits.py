@@ -9,7 +9,7 @@ import time
 from asgilab.features.model import BROKEN, SUPPORTED, UNSUPPORTED, Outcome, Target, Transcript
 from asgilab.features.probes.conn import describe_failure, h1_exchange, h2_connect
 
-HEALTH = "/healthz"
+HEALTH = "/_lab/healthz"  # catalog.HEALTH_PATH: every app the lab runs answers it
 PAD_HEADER = "x-lab-pad"
 HEADER_SIZES = [1024 * 2**i for i in range(11)]  # 1 KiB .. 1 MiB
 HEADER_RESOLUTION = 256  # bytes: bisection stops when the bracket is this narrow

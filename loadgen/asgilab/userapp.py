@@ -1,0 +1,131 @@
+"""Your own app (``APP=module:attribute``): which variants can run it, its requirements, a
+check that it imports before any server starts, and what every result records about it.
+
+Every server runs ``servers/app/labwrap.py:app`` instead of the lab's app; the wrapper
+answers ``/_lab/info`` and ``/_lab/healthz`` and hands the rest to the user's app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from asgilab import catalog, config, paths
+from asgilab.errors import LabError
+
+SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache",
+             ".ruff_cache", ".tox"}
+MAX_HASHED_FILES = 5000
+INSTALL_TIMEOUT_S = 900
+IMPORT_TIMEOUT_S = 60
+
+
+def active() -> bool:
+    return bool(config.get().app)
+
+
+def environment() -> dict[str, str]:
+    """What the wrapper reads in each server process."""
+    cfg = config.get()
+    return {"LAB_APP": cfg.app, "LAB_APP_DIR": str(cfg.app_dir)} if cfg.app else {}
+
+
+def runnable(variants: dict[str, catalog.ServerVariant],
+             servers: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(the selected variants that can run the user's app, the others with the reason)."""
+    if not active():
+        return servers, {}
+    dropped = {s: "it runs only its own app (its commands name no {app})" for s in servers
+               if not variants[s].runs_any_app}
+    return [s for s in servers if s not in dropped], dropped
+
+
+def _files(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".pyc", ".pyo"))]
+        if len(out) > MAX_HASHED_FILES:
+            break
+    return out[:MAX_HASHED_FILES]
+
+
+def digest(root: Path) -> str:
+    """A hash of APP_DIR's files (names and contents): which version of the app ran."""
+    h = hashlib.sha256()
+    for f in _files(root):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+    return h.hexdigest()[:16]
+
+
+def record() -> dict | None:
+    """What every result records about the app (None: the lab's own app ran)."""
+    cfg = config.get()
+    if not cfg.app:
+        return None
+    reqs = Path(cfg.app_requirements) if cfg.app_requirements else None
+    return {
+        "app": cfg.app, "app_dir": str(cfg.app_dir), "app_dir_sha256": digest(Path(cfg.app_dir)),
+        "requirements": str(reqs) if reqs else None,
+        "requirements_text": reqs.read_text() if reqs and reqs.is_file() else None,
+    }
+
+
+# -- before anything starts (I/O) ---------------------------------------------------------
+def prepare(python: str = sys.executable, log: Callable[[str], None] = print) -> None:
+    """Installs APP_REQUIREMENTS into the servers' environment (once per version of the file)
+    and imports the app through the wrapper: a mistake is one LabError line, before any
+    server starts."""
+    cfg = config.get()
+    if not cfg.app:
+        return
+    if not Path(cfg.app_dir).is_dir():
+        raise LabError(f"APP_DIR={cfg.app_dir} is not a directory: point it at the folder APP imports from")
+    if cfg.app_requirements:
+        install(Path(cfg.app_requirements), python, log)
+    check_import(python)
+
+
+def install(requirements: Path, python: str, log: Callable[[str], None]) -> None:
+    if not requirements.is_file():
+        raise LabError(f"APP_REQUIREMENTS={requirements} not found")
+    stamp = paths.ROOT / ".lab" / "app-requirements" / hashlib.sha256(
+        f"{python}\0".encode() + requirements.read_bytes()).hexdigest()
+    if stamp.exists():
+        return
+    log(f"asgilab: installing {requirements} beside the servers (pip, {Path(python).parent.parent}) ...")
+    try:
+        res = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                              "-r", str(requirements)], capture_output=True, text=True,
+                             timeout=INSTALL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"installing {requirements} took over {INSTALL_TIMEOUT_S}s") from None
+    if res.returncode != 0:
+        said = [ln for ln in (res.stderr or res.stdout).strip().splitlines() if ln.strip()]
+        tail = said[-1:] or ["no output"]
+        raise LabError(f"APP_REQUIREMENTS={requirements} does not install: {tail[0][:300]} "
+                       "(fix the file, or pin versions the servers' packages allow)")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(f"{requirements}\n")
+
+
+def check_import(python: str) -> None:
+    """Imports ``labwrap:app`` as a server would (same Python, same folder, same variables)."""
+    try:
+        res = subprocess.run([python, "-c", "import labwrap; labwrap.app"], cwd=paths.APP_DIR,
+                             env={**os.environ, **environment()}, capture_output=True, text=True,
+                             timeout=IMPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"importing APP={config.get().app} took over {IMPORT_TIMEOUT_S}s") from None
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip()]
+        said = next((ln for ln in reversed(lines) if ln.startswith("labwrap:")), lines[-1] if lines else "")
+        raise LabError(said or f"APP={config.get().app} does not import (exit {res.returncode})")

@@ -1,0 +1,250 @@
+"""Your own app: TARGETS parsing, the wrapper that answers the lab's two endpoints and hands
+the rest to the user's app, per-target scenarios, and the lab serving an app it did not write."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from asgilab import catalog, config, presets, targets, userapp, verdicts
+from asgilab.errors import LabError
+from asgilab.kinds.base import Context
+from asgilab.tools.probe import ProbeResult
+from conftest import ROOT, asgilab
+
+sys.path.insert(0, str(ROOT / "servers" / "app"))
+import labwrap  # noqa: E402
+
+
+def _parse(text: str, tmp_path):
+    (tmp_path / "item.json").write_text('{"name": "spam"}')
+    import tomllib
+
+    return targets.parse(tomllib.loads(text), "lab-targets.toml", tmp_path)
+
+
+# -- TARGETS ------------------------------------------------------------------------------
+def test_targets_parse_with_defaults(tmp_path):
+    found = _parse(textwrap.dedent('''
+        [[targets]]
+        name = "home"
+        path = "/"
+        [[targets]]
+        name = "search"
+        path = "/api/search?q=spam"
+        headers = { Accept = "application/json" }
+        expect = 200
+        [[targets]]
+        name = "create"
+        method = "post"
+        path = "/api/items"
+        body_file = "item.json"
+    '''), tmp_path)
+    home, search, create = found
+    assert home.method == "GET" and home.expect is None and home.accepts(204) and not home.accepts(301)
+    assert search.headers == {"accept": "application/json"}
+    assert search.accepts(200) and not search.accepts(201)
+    assert create.method == "POST" and create.body_file == tmp_path / "item.json"
+    assert targets.default() == [targets.Target("root", "/")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[targets]]\nname = "a"\npath = "/"\nmethd = "GET"\n', "unknown key.*methd"),
+    ('[[targets]]\nname = "a"\npath = "x"\n', "path must start with /"),
+    ('[[targets]]\nname = "a"\npath = "/_lab/info"\n', "/_lab/ is the lab's own"),
+    ('[[targets]]\nname = "a"\npath = "/"\nmethod = "BREW"\n', "method 'BREW'"),
+    ('[[targets]]\nname = "a"\npath = "/"\nmethod = "POST"\n', "POST needs a body_file"),
+    ('[[targets]]\nname = "a"\npath = "/"\nbody_file = "item.json"\n', "body_file with GET"),
+    ('[[targets]]\nname = "a"\npath = "/"\nexpect = 99\n', "expect 99"),
+    ('[[targets]]\nname = "a"\npath = "/"\n[[targets]]\nname = "a"\npath = "/b"\n', "appears twice"),
+    ('[[targets]]\nname = "A b"\npath = "/"\n', "name must be"),
+    ('title = "x"\n', "unknown key"),
+])
+def test_a_bad_targets_file_is_one_line_naming_the_target_and_key(tmp_path, text, message):
+    with pytest.raises(LabError, match=message):
+        _parse(text, tmp_path)
+
+
+def test_each_load_scenario_runs_once_per_target(tmp_path):
+    found = _parse('[[targets]]\nname = "home"\npath = "/"\n[[targets]]\nname = "create"\nmethod = "PUT"\n'
+                   'path = "/items/1"\nbody_file = "item.json"\nexpect = 201\n', tmp_path)
+    preset = presets.for_targets(presets.load_all()["app"], found)
+    ids = [s.id for s in preset.scenarios]
+    assert ids == ["target-home-c8-d5-w1-m1-x3", "target-create-c8-d5-w1-m1-x3"]
+    create = preset.scenarios[1]
+    assert create.params.method == "PUT" and create.params.expect == 201
+    from asgilab import kinds, topology
+
+    route = topology.build(catalog.load_servers(), catalog.load_proxies(), 18000, lambda s: "127.0.0.1",
+                           only_servers=["uvicorn"], only_proxies=[]).routes[0]
+    from asgilab.planning import Cell
+
+    argv = kinds.get("load").argv(Context(None, tmp_path), Cell(create, route), None)
+    assert argv[argv.index("-d") + 1] == str(tmp_path / "item.json")
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-H"] == [":method: PUT"]
+
+
+def test_a_target_answering_another_status_fails_with_a_sample():
+    seen = ProbeResult("http://x/items", "h1", 1, statuses=[500], body="Traceback ...")
+    v = verdicts.target_answer("create", 201, seen)
+    assert v.status == "failed" and "answered 500, expected 201" in v.reason and "Traceback" in v.sample
+    assert verdicts.target_answer("create", None, ProbeResult("u", "h1", 1, statuses=[204])) is None
+    silent = ProbeResult("u", "h1", 1, error="ConnectError", answered=False)
+    assert verdicts.target_answer("create", None, silent) is None  # no answer: the load and its recheck tell
+
+
+# -- the wrapper --------------------------------------------------------------------------
+def _call(app, path, scope_type="http"):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": scope_type, "path": path, "http_version": "2", "asgi": {"version": "3.0"},
+             "method": "GET", "headers": [], "query_string": b"", "root_path": "", "scheme": "http",
+             "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+async def user_asgi(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": f"user {scope['path']}".encode()})
+
+
+def user_wsgi(environ, start_response):
+    start_response("200 OK", [("content-type", "text/plain")])
+    return [f"wsgi {environ['PATH_INFO']}".encode()]
+
+
+def test_the_wrapper_answers_the_labs_endpoints_and_hands_the_rest_over():
+    w = labwrap.Wrapper(user_asgi, "mysite:app")
+    info = json.loads(_call(w, "/_lab/info")[1]["body"])
+    assert info["http_version"] == "2"
+    assert info["app"] == {"app": "mysite:app", "interface": "asgi", "adapter": None}
+    assert _call(w, "/_lab/healthz")[0]["status"] == 200
+    assert _call(w, "/api/x")[1]["body"] == b"user /api/x"
+    wsgi = labwrap.Wrapper(user_wsgi, "flaskapp:app")
+    assert wsgi.describe()["adapter"] == "asgiref.wsgi.WsgiToAsgi"
+    assert b"wsgi /hello" in b"".join(m.get("body", b"") for m in _call(wsgi, "/hello"))
+
+
+def test_the_wrapper_says_in_one_line_what_is_wrong_with_app():
+    with pytest.raises(SystemExit, match="neither ASGI"):
+        labwrap.kind_of(lambda a: a)
+    with pytest.raises(SystemExit, match="write module:attribute"):
+        labwrap.load("nomodule", None)
+    with pytest.raises(SystemExit, match="cannot import nosuchmodule"):
+        labwrap.load("nosuchmodule:app", None)
+
+
+# -- the lab around it --------------------------------------------------------------------
+def test_variants_that_run_only_their_own_app_are_left_out(monkeypatch):
+    monkeypatch.setenv("LAB_APP", "mysite.asgi:application")
+    config.reset()
+    kept, dropped = userapp.runnable(catalog.load_servers(), ["uvicorn", "hypercorn-2021"])
+    assert kept == ["uvicorn"] and "its own app" in dropped["hypercorn-2021"]
+    argv = catalog.load_servers()["uvicorn"].argv("clear", "127.0.0.1", 9)
+    assert argv[-1] == "labwrap:app"
+    monkeypatch.delenv("LAB_APP")
+    config.reset()
+    assert catalog.load_servers()["uvicorn"].argv("clear", "127.0.0.1", 9)[-1] == "labapp:app"
+
+
+def test_an_app_that_does_not_import_is_one_line_before_anything_starts(tmp_path, monkeypatch):
+    (tmp_path / "broken.py").write_text("import nothing_here_at_all\napp = None\n")
+    monkeypatch.setenv("LAB_APP", "broken:app")
+    monkeypatch.setenv("LAB_APP_DIR", str(tmp_path))
+    config.reset()
+    with pytest.raises(LabError, match="cannot import broken.*ModuleNotFoundError"):
+        userapp.prepare()
+    (tmp_path / "reqs.txt").write_text("this-package-does-not-exist-asgilab==0.0.1\n")
+    monkeypatch.setenv("LAB_APP_REQUIREMENTS", str(tmp_path / "reqs.txt"))
+    config.reset()
+    with pytest.raises(LabError, match="does not install"):
+        userapp.prepare()
+
+
+STARLETTE_APP = '''
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def items(request):
+    return JSONResponse({"items": ["spam", "egg"]})
+
+app = Starlette(routes=[Route("/api/items", items)])
+'''
+
+
+@pytest.mark.integration
+def test_the_lab_serves_an_app_it_did_not_write_on_every_route(lab_env, tmp_path):
+    """A Starlette app from PyPI in a folder of its own: every server that can run it serves
+    it, directly and through nginx, and each route's protocol is proven by the wrapper."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "shop.py").write_text(STARLETTE_APP)
+    env = {**lab_env, "LAB_APP": "shop:app", "LAB_APP_DIR": str(tmp_path / "site")}
+    try:
+        up = asgilab("up", "--servers", "uvicorn,hypercorn,hypercorn-2021", "--proxies", "nginx", env=env)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert "hypercorn-2021 left out" in up.stdout
+        lines = {ln.split()[0]: ln for ln in up.stdout.splitlines() if ln.startswith("  ")}
+        for rid in ("uvicorn.direct.h1", "hypercorn.direct.h2", "hypercorn.direct.h2c",
+                    "uvicorn.nginx-h1.h2"):
+            assert lines[rid].rstrip().endswith("answers"), lines[rid]
+        from asgilab import topology
+
+        port = next(li.port for li in topology.build(
+            catalog.load_servers(), catalog.load_proxies(), int(lab_env["LAB_PORT_BASE"]),
+            lambda s: "127.0.0.1", only_servers=["uvicorn"], only_proxies=[]).listeners if li.kind == "clear")
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/items", timeout=10) as r:
+            assert json.loads(r.read()) == {"items": ["spam", "egg"]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_lab/info", timeout=10) as r:
+            assert json.loads(r.read())["app"]["app"] == "shop:app"
+    finally:
+        asgilab("down", env=env)
+
+
+def test_compose_refuses_app_for_now(monkeypatch):
+    from asgilab.runtime.compose import ComposeRuntime
+
+    monkeypatch.setenv("LAB_APP", "shop:app")
+    monkeypatch.delenv("LAB_INSIDE", raising=False)
+    config.reset()
+    with pytest.raises(LabError, match="local runtime only so far"):
+        ComposeRuntime().up(["uvicorn"], [])
+
+
+def test_check_import_runs_in_the_servers_python(tmp_path, monkeypatch):
+    (tmp_path / "ok.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    monkeypatch.setenv("LAB_APP", "ok:app")
+    monkeypatch.setenv("LAB_APP_DIR", str(tmp_path))
+    config.reset()
+    userapp.check_import(sys.executable)  # no error
+    assert subprocess.run([sys.executable, "-c", "import labwrap"], cwd=ROOT / "servers/app").returncode == 0
+
+
+def test_feature_rows_that_need_the_lab_apps_endpoints_are_na_for_a_users_app(tmp_path, monkeypatch):
+    from asgilab import topology
+    from asgilab.features import registry
+    from asgilab.features.runner import FeatureRunner
+
+    monkeypatch.setenv("LAB_APP", "shop:app")
+    config.reset()
+    topo = topology.build(catalog.load_servers(), catalog.load_proxies(), 18000, lambda s: "127.0.0.1",
+                          only_servers=["uvicorn"], only_proxies=[])
+    runner = FeatureRunner(topo, "local", None, tmp_path, registry.load())
+    by_id = {f.id: f for f in registry.load()}
+    push = runner.not_served("uvicorn", by_id["push"])
+    assert push["observed"] == "n/a" and "APP=shop:app" in push["summary"]
+    assert runner.not_served("uvicorn", by_id["h2-alpn"]) is None  # /_lab/info: the wrapper's
+    assert runner.not_served("uvicorn", by_id["max-header"]) is None  # /_lab/healthz: the wrapper's
