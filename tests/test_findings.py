@@ -172,3 +172,12 @@ def test_a_release_in_an_environment_of_its_own_is_a_version_step_named_by_the_s
     old["versions"] = {"server_packages": {"hypercorn": "0.11.0"}}
     del old["settings"]["server_environment"]  # a tuning variant of the same release is no step
     assert findings.version_steps([old, new]) == []
+
+
+def test_runs_spread_over_the_cv_limit_rank_nothing_even_when_they_do_not_overlap():
+    base, var = variant("granian", 1000, (990, 1000, 1010)), variant("granian-w2", 2000, (1500, 2000, 2600))
+    base["spread"], var["spread"] = {"cv": 0.01}, {"cv": 0.27}
+    details = texts(findings.variant_gains([base, var]), True)
+    assert details and details[0].endswith("runs too spread to rank (granian-w2 CV 27% > 10%).")
+    (overview,) = texts(findings.variant_gains([base, var]), False)
+    assert "runs too spread to rank (CV > 10%) in 1" in overview and "do not overlap" not in overview

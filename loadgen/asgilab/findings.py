@@ -275,8 +275,17 @@ def _spread(c: dict) -> tuple[float, float] | None:
     return None
 
 
+TOO_SPREAD = "runs too spread to rank"
+
+
 def _runs_verdict(a: dict, b: dict) -> str:
-    """Overlap of two cells' run ranges, the only ground for calling one faster (as leaders)."""
+    """Overlap of two cells' run ranges, the only ground for calling one faster (as leaders);
+    a cell whose runs spread over MAX_CV ranks nothing, whatever the overlap."""
+    wide = [c for c in (a, b) if (c.get("spread") or {}).get("cv") is not None
+            and stats.too_wide(c["spread"])]
+    if wide:
+        cvs = ", ".join(f"{c['route']['server']} CV {c['spread']['cv']:.0%}" for c in wide)
+        return f"{TOO_SPREAD} ({cvs} > {stats.MAX_CV:.0%})"
     ra, rb = _spread(a), _spread(b)
     if ra and rb:
         return "runs overlap" if stats.compare(list(ra), list(rb)) == "overlap" else "runs do not overlap"
@@ -326,9 +335,11 @@ def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
         apart = [g for g, v, _ in vals if v == "runs do not overlap"]
         ahead, behind = sum(1 for g in apart if g > 0), sum(1 for g in apart if g < 0)
         overlap = sum(1 for _, v, _ in vals if v == "runs overlap")
-        single = len(vals) - len(apart) - overlap
+        spread_ = sum(1 for _, v, _ in vals if v.startswith(TOO_SPREAD))
+        single = len(vals) - len(apart) - overlap - spread_
         parts = [f"runs do not overlap in {len(apart)} (ahead in {ahead}, behind in {behind})"] * bool(apart)
         parts += [f"runs overlap in {overlap}"] if overlap else []
+        parts += [f"runs too spread to rank (CV > {stats.MAX_CV:.0%}) in {spread_}"] if spread_ else []
         parts += [f"{single} with a single run (cannot rank)"] if single else []
         spread = f" ({min(gains):+.0%} to {max(gains):+.0%})" if len(gains) > 1 else ""
         out.append(Finding(
