@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -148,8 +149,9 @@ def test_the_wrapper_says_in_one_line_what_is_wrong_with_app():
 def test_variants_that_run_only_their_own_app_are_left_out(monkeypatch):
     monkeypatch.setenv("LAB_APP", "mysite.asgi:application")
     config.reset()
-    kept, dropped = userapp.runnable(catalog.load_servers(), ["uvicorn", "hypercorn-2021"])
+    kept, dropped = userapp.runnable(catalog.load_servers(), ["uvicorn", "hypercorn-2021", "daphne-minimal"])
     assert kept == ["uvicorn"] and "its own app" in dropped["hypercorn-2021"]
+    assert "environment of its own" in dropped["daphne-minimal"]
     argv = catalog.load_servers()["uvicorn"].argv("clear", "127.0.0.1", 9)
     assert argv[-1] == "labwrap:app"
     monkeypatch.delenv("LAB_APP")
@@ -214,14 +216,18 @@ def test_the_lab_serves_an_app_it_did_not_write_on_every_route(lab_env, tmp_path
         asgilab("down", env=env)
 
 
-def test_compose_refuses_app_for_now(monkeypatch):
+def test_under_compose_an_app_that_does_not_import_stops_before_any_image_is_built(
+        monkeypatch, tmp_path):
     from asgilab.runtime.compose import ComposeRuntime
 
     monkeypatch.setenv("LAB_APP", "shop:app")
+    monkeypatch.setenv("LAB_APP_DIR", str(tmp_path))
     monkeypatch.delenv("LAB_INSIDE", raising=False)
     config.reset()
-    with pytest.raises(LabError, match="local runtime only so far"):
-        ComposeRuntime().up(["uvicorn"], [])
+    rt = ComposeRuntime()
+    monkeypatch.setattr(rt, "build", lambda *a, **k: pytest.fail("built images before the import check"))
+    with pytest.raises(LabError, match="cannot import shop"):
+        rt.up(["uvicorn"], [])
 
 
 def test_check_import_runs_in_the_servers_python(tmp_path, monkeypatch):
@@ -248,3 +254,125 @@ def test_feature_rows_that_need_the_lab_apps_endpoints_are_na_for_a_users_app(tm
     assert push["observed"] == "n/a" and "APP=shop:app" in push["summary"]
     assert runner.not_served("uvicorn", by_id["h2-alpn"]) is None  # /_lab/info: the wrapper's
     assert runner.not_served("uvicorn", by_id["max-header"]) is None  # /_lab/healthz: the wrapper's
+
+
+DJANGO = "django==5.2.19"
+VIEW = '''
+from django.http import JsonResponse
+
+
+def items(request):
+    return JsonResponse({"items": ["spam", "egg"], "via": request.META.get("SERVER_PROTOCOL")})
+'''
+
+
+@pytest.fixture(scope="module")
+def django_project(tmp_path_factory):
+    """A project made by `django-admin startproject` with one JSON view: an app the lab did
+    not write, its requirements installed the way APP_REQUIREMENTS installs them."""
+    root = tmp_path_factory.mktemp("django")
+    (root / "requirements.txt").write_text(DJANGO + "\n")
+    userapp.install(root / "requirements.txt", sys.executable, log=lambda m: None)
+    site = root / "site"
+    site.mkdir()
+    made = subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(site)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    (site / "mysite" / "views.py").write_text(VIEW)
+    urls = site / "mysite" / "urls.py"
+    route = "from mysite import views\n\nurlpatterns = [\n    path('api/items/', views.items),"
+    urls.write_text(urls.read_text().replace("urlpatterns = [", route))
+    settings = site / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace("ALLOWED_HOSTS = []", 'ALLOWED_HOSTS = ["*"]'))
+    (root / "lab-targets.toml").write_text(
+        '[[targets]]\nname = "items"\npath = "/api/items/"\nheaders = { accept = "application/json" }\n'
+        '[[targets]]\nname = "missing"\npath = "/no-such-page/"\n')
+    return root
+
+
+@pytest.mark.integration
+def test_a_django_project_through_its_asgi_py_and_its_wsgi_py(lab_env, django_project):
+    import urllib.request
+
+    from asgilab import topology
+
+    site = django_project / "site"
+    for spec, servers, interface in (("mysite.asgi:application", "uvicorn,granian", "asgi"),
+                                     ("mysite.wsgi:application", "hypercorn", "wsgi")):
+        env = {**lab_env, "LAB_APP": spec, "LAB_APP_DIR": str(site),
+               "LAB_APP_REQUIREMENTS": str(django_project / "requirements.txt")}
+        try:
+            up = asgilab("up", "--servers", servers, "--proxies", "nginx", env=env)
+            assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+            lines = {ln.split()[0]: ln for ln in up.stdout.splitlines() if ln.startswith("  ")}
+            first = servers.split(",")[0]
+            for rid in (f"{first}.direct.h1", f"{first}.nginx-h1.h2", f"{first}.direct.h1-tls"):
+                assert lines[rid].rstrip().endswith("answers"), lines[rid]
+            port = next(li.port for li in topology.build(
+                catalog.load_servers(), catalog.load_proxies(), int(lab_env["LAB_PORT_BASE"]),
+                lambda s: "127.0.0.1", only_servers=[first], only_proxies=[]).listeners
+                if li.kind == "clear")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/items/", timeout=10) as r:
+                assert json.loads(r.read())["items"] == ["spam", "egg"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_lab/info", timeout=10) as r:
+                assert json.loads(r.read())["app"]["interface"] == interface
+        finally:
+            asgilab("down", env=env)
+
+
+@pytest.mark.integration
+def test_preset_app_measures_each_target_and_fails_the_one_that_answers_404(lab_env, django_project):
+    env = {**lab_env, "LAB_APP": "mysite.asgi:application", "LAB_APP_DIR": str(django_project / "site"),
+           "LAB_TARGETS": str(django_project / "lab-targets.toml")}
+    res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn", "--paths", "direct", env=env,
+                  timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    cells = {json.loads(p.read_text())["cell_id"]: json.loads(p.read_text())
+             for p in (Path(lab_env["LAB_REPORTS_DIR"]) / "results" / "local").glob("*.json")}
+    items = cells["target-items-c8-d5-w1-m1-x3__uvicorn.direct.h1"]
+    assert items["status"] == "ok" and items["req_per_s"] > 0 and len(items["runs"]) == 3
+    assert items["app"]["app"] == "mysite.asgi:application" and items["app"]["app_dir_sha256"]
+    assert items["app"]["requirements"] is None  # none given to this run
+    missing = cells["target-missing-c8-d5-w1-m1-x3__uvicorn.direct.h1"]
+    assert missing["status"] == "failed" and "answered 404" in missing["reason"], missing["reason"]
+    h2 = cells["target-items-c8-d5-w1-m1-x3__uvicorn.direct.h2"]
+    assert h2["status"] == "unsupported"  # Uvicorn's default (httptools) has no h2
+    html = (Path(lab_env["LAB_REPORTS_DIR"]) / "index.html").read_text()
+    assert "mysite.asgi:application" in html
+
+
+@pytest.mark.compose
+@pytest.mark.integration
+def test_the_django_project_under_compose(django_project, tmp_path):
+    """The same project under Docker Compose: its requirements in an image on top of the
+    servers' (wheels from the host where no registry answers), APP_DIR mounted, TARGETS read
+    by the driver in the loadgen container, and nothing of the lab left behind."""
+    from asgilab import runtime
+
+    if not runtime.docker_engine_answers():
+        pytest.skip("no Docker engine answers (or no Compose installed): the Compose lab cannot run here")
+    env = {"LAB_RUNTIME": "compose", "LAB_COMPOSE_PROJECT": "asgilab-apptest",
+           "LAB_PORT_BASE": "19800", "LAB_REPORTS_DIR": str(tmp_path / "reports"),
+           "LAB_APP": "mysite.asgi:application",
+           "LAB_APP_DIR": str(django_project / "site"),
+           "LAB_APP_REQUIREMENTS": str(django_project / "requirements.txt"),
+           "LAB_TARGETS": str(django_project / "lab-targets.toml")}
+    try:
+        res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn,granian",
+                      "--paths", "direct,nginx-h1", env=env, timeout=2400)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        found = (tmp_path / "reports" / "results" / "compose").glob("*.json")
+        cells = [json.loads(p.read_text()) for p in found]
+        ok = [c for c in cells if c["status"] == "ok" and c["scenario"]["target"] == "items"]
+        assert {(c["route"]["server"], c["route"]["path"]) for c in ok} >= {
+            ("uvicorn", "direct"), ("granian", "direct"), ("uvicorn", "nginx-h1")}
+        missing = [c for c in cells if c["scenario"]["target"] == "missing" and c["route"]["client"] == "h1"]
+        assert missing and all(c["status"] == "failed" and "answered 404" in c["reason"] for c in missing)
+        assert all(c["app"]["app"] == "mysite.asgi:application" and c["runtime"] == "compose" for c in cells)
+        assert ok[0]["route"]["host"] in ("uvicorn", "granian", "nginx")  # across the Compose network
+    finally:
+        asgilab("down", env=env, timeout=600)
+    label = "label=com.docker.compose.project=asgilab-apptest"
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True,
+                          timeout=60).stdout.split()
+    assert left == []

@@ -238,7 +238,9 @@ BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
 # Variables the driver generates for compose.yaml's interpolation (one per service or id),
 # not settings: only the lab's own containers read them (LAB_SERVERS: init's selection).
 GENERATED = ("LAB_PORTS_", "LAB_FEATURE_PORTS_", "LAB_REPORTS_HOST_DIR", "LAB_UID", "LAB_GID",
-             "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID", "LAB_SERVERS")
+             "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID", "LAB_SERVERS",
+             # Your own app under Compose (asgilab.userapp.compose_environment, runtime/compose.py)
+             "LAB_APP_HOST_DIR", "LAB_TARGETS_HOST_DIR", "LAB_SERVER_IMAGE")
 SOURCES = ("command line", "environment", "default")
 
 

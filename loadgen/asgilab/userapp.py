@@ -41,6 +41,9 @@ def runnable(variants: dict[str, catalog.ServerVariant],
         return servers, {}
     dropped = {s: "it runs only its own app (its commands name no {app})" for s in servers
                if not variants[s].runs_any_app}
+    dropped.update({s: f"it runs in an environment of its own ({variants[s].environment}), which "
+                       "APP_REQUIREMENTS are not installed into" for s in servers
+                    if s not in dropped and variants[s].environment})
     return [s for s in servers if s not in dropped], dropped
 
 
@@ -117,10 +120,60 @@ def install(requirements: Path, python: str, log: Callable[[str], None]) -> None
     stamp.write_text(f"{requirements}\n")
 
 
+APP_IMAGE = "asgilab/server-app:local"
+
+
+def build_image(log: Callable[[str], None] = print) -> str | None:
+    """The Compose servers' image with APP_REQUIREMENTS installed (servers/app.Dockerfile,
+    on top of asgilab/server); offline, from wheels fetched on the host. None: no
+    requirements, the lab's server image serves the app as it is."""
+    import shutil
+    import tempfile
+
+    from asgilab import images
+
+    cfg = config.get()
+    if not cfg.app_requirements:
+        return None
+    reqs = Path(cfg.app_requirements)
+    ctx = Path(tempfile.mkdtemp(prefix="asgilab-app-"))
+    try:
+        shutil.copy(reqs, ctx / "requirements.txt")
+        offline = bool(images.build_env([images.Base(**b) for b in images.recorded().get("bases", [])])
+                       .get("LAB_WHEELHOUSE"))
+        if offline:
+            (ctx / "wheels").mkdir()
+            images._stream([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
+                            "-w", str(ctx / "wheels"), "-r", str(reqs)],
+                           f"fetching the wheels of {reqs} on the host (no registry for the images)", log)
+        images._stream(["docker", "build", "-q", "-t", APP_IMAGE,
+                        "--build-arg", "WHEELHOUSE=" + ("1" if offline else ""),
+                        "-f", str(paths.SERVERS_DIR / "app.Dockerfile"), str(ctx)],
+                       f"building {APP_IMAGE} (the servers' image with {reqs.name})", log)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    return APP_IMAGE
+
+
+def compose_environment() -> dict[str, str]:
+    """compose.yaml's variables for the user's app: the servers mount APP_DIR at /lab/app;
+    the driver in the loadgen container sees APP_DIR and the TARGETS folder at their host paths."""
+    cfg = config.get()
+    if not cfg.app:
+        return {"LAB_APP": ""}
+    out = {"LAB_APP": cfg.app, "LAB_APP_HOST_DIR": str(Path(cfg.app_dir).resolve())}
+    if cfg.targets:
+        out["LAB_TARGETS"] = str(Path(cfg.targets).resolve())
+        out["LAB_TARGETS_HOST_DIR"] = str(Path(cfg.targets).resolve().parent)
+    if cfg.app_requirements:
+        out["LAB_APP_REQUIREMENTS"] = str(Path(cfg.app_requirements).resolve())
+    return out
+
+
 def check_import(python: str) -> None:
     """Imports ``labwrap:app`` as a server would (same Python, same folder, same variables)."""
     try:
-        res = subprocess.run([python, "-c", "import labwrap; labwrap.app"], cwd=paths.APP_DIR,
+        res = subprocess.run([python, "-c", "import labwrap"], cwd=paths.APP_DIR,
                              env={**os.environ, **environment()}, capture_output=True, text=True,
                              timeout=IMPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -84,6 +84,9 @@ def cpusets() -> dict[str, str]:
     return {part: getattr(cfg, f"cpuset_{part}") for part in CPUSET_PARTS}
 
 
+SERVER_IMAGE = "asgilab/server:local"
+
+
 def image_services(variants: dict) -> list[str]:
     """One server service per image: the first variant of the lab's environment and of each
     environment of its own (compose.yaml builds the others' images from the same)."""
@@ -127,6 +130,10 @@ class ComposeRuntime(Runtime):
         bases = images.recorded().get("bases")
         if bases:
             env.update(images.build_env([images.Base(**b) for b in bases]))
+        env.update(userapp.compose_environment())
+        # The servers' image: with APP_REQUIREMENTS, the one with them installed (built by
+        # build() after the lab's own images, which it builds under their own name).
+        env["LAB_SERVER_IMAGE"] = userapp.APP_IMAGE if config.get().app_requirements else SERVER_IMAGE
         return {**os.environ, **env}
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True,
@@ -154,7 +161,9 @@ class ComposeRuntime(Runtime):
         # an environment of their own), init and loadgen share asgilab/loadgen.
         # Streamed: the first build takes minutes, and docker's steps are the progress.
         self.compose("build", "--force-rm", "init", *image_services(catalog.load_servers()),
-                     *catalog.load_proxies(), timeout=3600, capture=False)
+                     *catalog.load_proxies(), timeout=3600, capture=False,
+                     extra_env={"LAB_SERVER_IMAGE": SERVER_IMAGE})
+        userapp.build_image(log=lambda m: print(m, flush=True))  # APP_REQUIREMENTS on top
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
 
     def check_compose_file(self) -> None:
@@ -174,9 +183,7 @@ class ComposeRuntime(Runtime):
         depends_on list (which a by-hand `docker compose up` of the whole lab follows)."""
         if inside():
             return  # brought up by the host
-        if userapp.active():
-            raise LabError("APP=... runs on the local runtime only so far (its Compose image is not "
-                           "built yet): add LAB_RUNTIME=local")
+        userapp.prepare()  # APP=...: it imports here before any image is built
         if self.already_up(servers, proxies, own):
             return
         if self.services():
