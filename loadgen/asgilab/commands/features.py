@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="probe the feature matrix (protocols, ASGI extensions, limits)")
     cli.common(p)
     p.add_argument("--paths", type=cli._split,
-                   help="comma-separated proxy paths (e.g. nginx-h1,haproxy-h2c); direct always runs")
+                   help="comma-separated proxy paths (e.g. nginx-h1,haproxy-h2c); direct always runs "
+                        "(--paths direct: direct only)")
     p.add_argument("--features", type=cli._split,
                    help="comma-separated feature ids from loadgen/features.toml (default: all)")
     p.add_argument("--redo", action="store_true", help="probe targets again even if already probed")
@@ -53,7 +54,7 @@ def probe_lab(rt, topo, paths_: list[str] | None = None, feature_ids: list[str] 
 def cmd_features(args: argparse.Namespace) -> int:
     servers, proxies = cli.selection(args)
     if args.paths:
-        known = {f"{p}-{u}" for p, k in catalog.load_proxies().items() for u in k.upstreams}
+        known = {"direct"} | {f"{p}-{u}" for p, k in catalog.load_proxies().items() for u in k.upstreams}
         bad = [p for p in args.paths if p not in known]
         if bad:
             from asgilab.errors import LabError
