@@ -255,3 +255,30 @@ def test_the_server_image_holds_what_loading_the_catalog_reads():
               if ln.startswith("COPY ")]
     assert ["servers/envs", "/opt/lab/servers/envs"] in copies
     assert ["servers/catalog.toml", "/opt/lab/servers/catalog.toml"] in copies
+
+
+def test_an_environment_whose_image_cannot_be_made_here_is_named_and_the_rest_builds(
+        tmp_path, monkeypatch):
+    from asgilab import config
+    from asgilab.runtime.compose import ComposeRuntime
+
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("LAB_INSIDE", raising=False)
+    monkeypatch.delenv("LAB_APP", raising=False)
+    config.reset()
+    monkeypatch.setattr(images, "have", lambda image: True)
+    monkeypatch.setattr(images, "wheels_current", lambda: True)
+    monkeypatch.setattr(images, "env_wheels_current", lambda env: False)
+
+    def no_python(env, log):
+        raise LabError(f"cannot fetch the wheels of {env.name} for its offline image: needs python3.9")
+
+    monkeypatch.setattr(images, "fetch_env_wheels", no_python)
+    images.resolve(offline=True, log=lambda m: None)
+    assert set(images.recorded()["unbuildable"]) == {"daphne-minimal", "hypercorn-2021"}
+    rt = ComposeRuntime()
+    monkeypatch.setattr(rt, "build", lambda *a, **k: None)
+    monkeypatch.setattr(rt, "already_up", lambda *a: False)
+    monkeypatch.setattr(rt, "services", lambda: [])
+    with pytest.raises(LabError, match="hypercorn-2021: cannot fetch the wheels.*python3.9"):
+        rt.up(["uvicorn", "hypercorn-2021"], [])

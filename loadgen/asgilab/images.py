@@ -288,10 +288,15 @@ def resolve(offline: bool | None, log: Callable[[str], None] = print) -> list[Ba
     if wheels and not wheels_current():
         fetch_wheels(log)
     stand_in_args = {b.arg for b in bases if b.image != b.official}
+    unbuildable: dict[str, str] = {}  # environment -> why its image cannot be built here
     for env in (environments.load(n) for n in environments.names()):
         if (env.stand_in or "PYTHON_IMAGE") in stand_in_args and not env_wheels_current(env):
-            fetch_env_wheels(env, log)
-    record = {"bases": [asdict(b) for b in bases], "wheelhouse": wheels}
+            try:
+                fetch_env_wheels(env, log)
+            except LabError as exc:  # the rest of the lab builds; its variants say why not
+                unbuildable[env.name] = str(exc)
+                log(f"images: {exc}; its variants cannot run under Compose here")
+    record = {"bases": [asdict(b) for b in bases], "wheelhouse": wheels, "unbuildable": unbuildable}
     state_file().parent.mkdir(parents=True, exist_ok=True)
     state_file().write_text(json.dumps(record, indent=2))
     return bases

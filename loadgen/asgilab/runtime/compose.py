@@ -160,7 +160,9 @@ class ComposeRuntime(Runtime):
         # One service per image: the server variants share asgilab/server (but for those with
         # an environment of their own), init and loadgen share asgilab/loadgen.
         # Streamed: the first build takes minutes, and docker's steps are the progress.
-        self.compose("build", "--force-rm", "init", *image_services(catalog.load_servers()),
+        unbuildable = images.recorded().get("unbuildable") or {}
+        variants = {n: v for n, v in catalog.load_servers().items() if v.environment not in unbuildable}
+        self.compose("build", "--force-rm", "init", *image_services(variants),
                      *catalog.load_proxies(), timeout=3600, capture=False,
                      extra_env={"LAB_SERVER_IMAGE": SERVER_IMAGE})
         userapp.build_image(log=lambda m: print(m, flush=True))  # APP_REQUIREMENTS on top
@@ -189,6 +191,11 @@ class ComposeRuntime(Runtime):
         if self.services():
             self.down()
         self.build()
+        unbuildable = images.recorded().get("unbuildable") or {}
+        variants = catalog.load_servers()
+        for name in servers:
+            if variants[name].environment in unbuildable:
+                raise LabError(f"{name}: {unbuildable[variants[name].environment]}")
         self.selected = list(servers)
         print(f"asgilab: starting containers (docker compose up): {len(servers)} server(s), "
               f"then {len(proxies)} proxy(ies) ...", flush=True)
