@@ -376,3 +376,12 @@ def test_the_django_project_under_compose(django_project, tmp_path):
     left = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True,
                           timeout=60).stdout.split()
     assert left == []
+
+
+def test_with_app_the_lab_knows_only_the_targets_and_the_wrappers_paths(monkeypatch):
+    monkeypatch.setenv("LAB_APP", "shop:app")
+    config.reset()
+    answers, reason = userapp.served([targets.Target("search", "/api/search?q=spam")])
+    assert answers("/api/search") and answers("/api/search?q=egg") and answers("/_lab/healthz")
+    assert not answers("/query") and not answers("/message/") and not answers("/_lab/features/push")
+    assert "APP=shop:app" in reason and "/api/search" in reason

@@ -24,8 +24,29 @@ INSTALL_TIMEOUT_S = 900
 IMPORT_TIMEOUT_S = 60
 
 
+# What the wrapper (servers/app/labwrap.py) answers itself, whatever the user's app is.
+WRAPPER_PATHS = ("/_lab/info", catalog.HEALTH_PATH)
+
+
 def active() -> bool:
     return bool(config.get().app)
+
+
+def targets_file() -> Path | None:
+    return Path(config.get().targets) if config.get().targets else None
+
+
+def served(found: list) -> tuple[Callable[[str], bool], str]:
+    """(what the lab knows the user's app answers: its targets' paths and the wrapper's, why the
+    rest is n/a). Query strings are ignored."""
+    wanted = {t.path.split("?", 1)[0] for t in found}
+
+    def answers(path: str) -> bool:
+        return path.split("?", 1)[0] in wanted or path in WRAPPER_PATHS
+
+    return answers, (f"APP={config.get().app}: the lab requests only your targets "
+                     f"({', '.join(sorted(wanted))}); the 24-request page and the lab's endpoints "
+                     "belong to the lab's own app")
 
 
 def environment() -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from asgilab import (
     catalog,
@@ -18,6 +17,7 @@ from asgilab import (
     report,
     runtime,
     targets,
+    userapp,
 )
 from asgilab.errors import LabError
 from asgilab.runtime.local import require
@@ -130,7 +130,7 @@ def _with_targets(preset: presets.Preset) -> presets.Preset:
     if not cfg.app:
         raise LabError(f"PRESET={preset.name} measures your own app: give APP=module:attribute "
                        "(and APP_DIR, TARGETS; README, \"Your own app\")")
-    found = targets.load(Path(cfg.targets) if cfg.targets else None)
+    found = targets.load(userapp.targets_file())
     if not cfg.targets:
         print(f"asgilab: {targets.DEFAULT}", flush=True)
     return presets.for_targets(preset, found)
@@ -145,15 +145,10 @@ def _served(cells: list) -> tuple[list, list]:
     serves = {name: envs[v.environment].serves_path for name, v in variants.items()
               if v.environment and envs[v.environment].serves}
     reasons = {name: envs[variants[name].environment].reason for name in serves}
-    cfg = config.get()
-    if cfg.app:
-        known = targets.load(Path(cfg.targets) if cfg.targets else None)
-        wanted = {t.path.split("?", 1)[0] for t in known}
-        for name in variants:
-            serves[name] = lambda p, w=wanted: p.split("?", 1)[0] in w or p.startswith("/_lab/")
-            reasons[name] = (f"APP={cfg.app}: the lab requests only your targets "
-                             f"({', '.join(sorted(wanted))}); the 24-request page and the lab's endpoints "
-                             "belong to the lab's own app")
+    if userapp.active():  # every server runs the user's app: what the lab knows it serves
+        answers, reason = userapp.served(targets.load(userapp.targets_file()))
+        serves = dict.fromkeys(variants, answers)
+        reasons = dict.fromkeys(variants, reason)
     run, na = planning.split_served(cells, serves, lambda s: kinds.get(s.kind).app_paths(s.params))
     for cell, missing in na:
         print(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asgilab import catalog, config, environments, routecheck
+from asgilab import catalog, config, environments, routecheck, userapp
 from asgilab.errors import LabError
 from asgilab.features import store
 from asgilab.features.model import BROKEN, NA, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
@@ -144,7 +144,7 @@ class FeatureRunner:
         app = config.get().app
         env_name = self.variants[server].environment
         if app:  # the wrapper answers the lab's two endpoints; the rest is the user's app
-            missing = feature.needs_unserved(lambda p: p in ("/_lab/info", catalog.HEALTH_PATH))
+            missing = feature.needs_unserved(lambda p: p in userapp.WRAPPER_PATHS)
             reason = f"APP={app}: the probe needs the lab app's endpoints, which your app does not have"
             where = f"{server} runs your app behind servers/app/labwrap.py"
         elif env_name:
