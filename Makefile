@@ -7,7 +7,8 @@ ROUTE   ?= granian.direct.h2
 # Your own app (README, "Your own app"): passed on as LAB_* with absolute paths.
 APP_ENV  = $(if $(APP),LAB_APP=$(APP) LAB_APP_DIR=$(abspath $(or $(APP_DIR),.))) \
            $(if $(APP_REQUIREMENTS),LAB_APP_REQUIREMENTS=$(abspath $(APP_REQUIREMENTS))) \
-           $(if $(TARGETS),LAB_TARGETS=$(abspath $(TARGETS)))
+           $(if $(TARGETS),LAB_TARGETS=$(abspath $(TARGETS))) \
+           $(if $(LOCUSTFILE),LAB_LOCUSTFILE=$(abspath $(LOCUSTFILE)))
 ASGILAB  = cd loadgen && $(strip $(APP_ENV)) $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
@@ -30,7 +31,12 @@ help:
 	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
-setup: $(VENV)/.installed .lab/.debs .lab/envs/.made
+setup: $(VENV)/.installed .lab/.debs .lab/envs/.made .lab/tools/.made
+
+# Load tools that are not Debian packages: oha, pinned in loadgen/asgilab/tools/oha.py, built with cargo.
+.lab/tools/.made: $(VENV)/.installed loadgen/asgilab/tools/oha.py
+	@$(ASGILAB) tools
+	@mkdir -p .lab/tools && touch $@
 
 # Variants with an environment of their own (servers/envs/*): a venv each, with its Python.
 .lab/envs/.made: $(VENV)/.installed $(wildcard servers/envs/*/requirements.txt servers/envs/*/env.toml)

@@ -107,8 +107,10 @@ def test_web_ui_command_binds_loopback(topo):
 def test_environment_cannot_change_a_run(monkeypatch):
     monkeypatch.setenv("LOCUST_HOST", "http://elsewhere")
     monkeypatch.setenv("LAB_LOCUST_PROTOCOL", "h2")
-    env = locust._env()
+    monkeypatch.setenv(locust.OWN_USERS_ENV, "1")
+    env = locust._env(locust.Plan("http://x", "h1", ("ApiUser",), 1, 1.0, "out"))
     assert "LOCUST_HOST" not in env and "LAB_LOCUST_PROTOCOL" not in env
+    assert locust.OWN_USERS_ENV not in env  # only a run with a user's locustfile sets it
 
 
 def test_report_tables_show_locust_cells(topo):

@@ -74,7 +74,7 @@ def test_each_load_scenario_runs_once_per_target(tmp_path):
                    'path = "/items/1"\nbody_file = "item.json"\nexpect = 201\n', tmp_path)
     preset = presets.for_targets(presets.load_all()["app"], found)
     ids = [s.id for s in preset.scenarios]
-    assert ids == ["target-home-c8-d5-w1-m1-x3", "target-create-c8-d5-w1-m1-x3"]
+    assert ids == ["target-home-c8-d5-w1-m1-x3", "target-create-c8-d5-w1-m1-x3", "locust-targets-u10-d8"]
     create = preset.scenarios[1]
     assert create.params.method == "PUT" and create.params.expect == 201
     from asgilab import kinds, topology
@@ -86,6 +86,61 @@ def test_each_load_scenario_runs_once_per_target(tmp_path):
     argv = kinds.get("load").argv(Context(None, tmp_path), Cell(create, route), None)
     assert argv[argv.index("-d") + 1] == str(tmp_path / "item.json")
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "-H"] == [":method: PUT"]
+
+
+def test_locust_gets_every_target_as_a_weighted_task_or_runs_your_locustfile(tmp_path):
+    from asgilab import topology
+    from asgilab.kinds import locust as locust_kind
+    from asgilab.planning import Cell
+    from asgilab.tools import locust
+
+    found = _parse('[[targets]]\nname = "home"\npath = "/"\nweight = 3\n[[targets]]\nname = "create"\n'
+                   'method = "POST"\npath = "/items"\nbody_file = "item.json"\nexpect = 201\n', tmp_path)
+    app = presets.load_all()["app"]
+    mine = [s for s in presets.for_targets(app, found).scenarios if s.kind == "locust"][0]
+    listed = json.loads(mine.params.targets)
+    assert [(t["name"], t["weight"], t["expect"]) for t in listed] == [("home", 3, None), ("create", 1, 201)]
+    assert "home ×3, create ×1" in mine.label
+    route = topology.build(catalog.load_servers(), catalog.load_proxies(), 18000, lambda s: "127.0.0.1",
+                           only_servers=["hypercorn"], only_proxies=[]).routes
+    h2 = next(r for r in route if r.client == "h2")
+    argv = locust.main_argv(locust_kind.plan(Cell(mine, h2), "out", 18000))
+    assert argv[-1] == "TargetsUserH2" and json.loads(argv[argv.index("--lab-targets") + 1]) == listed
+    assert locust_kind.LocustKind().app_paths(mine.params) == ("/", "/items")
+    assert locust_kind.LocustKind().recheck(Cell(mine, h2)).url.endswith("/")
+
+    theirs = tmp_path / "theirs.py"
+    own = [s for s in presets.for_targets(app, found, str(theirs)).scenarios if s.kind == "locust"][0]
+    assert own.id == "locust-own-u10-d8" and own.params.locustfile == str(theirs)
+    the_plan = locust_kind.plan(Cell(own, h2), "out", 18000, ca="/ca.pem")
+    argv = locust.main_argv(the_plan)
+    assert argv[argv.index("-f") + 1] == f"{locust.LOCUSTFILE},{theirs}"
+    assert "--lab-own-users" in argv and argv[-1] != "TargetsUserH2"  # their classes, not the lab's
+    env = locust._env(the_plan)
+    assert env[locust.OWN_USERS_ENV] == "1" and env["ASGILAB_LOCUST_CA"] == "/ca.pem"
+    assert locust.OWN_USERS_ENV not in locust._env(locust_kind.plan(Cell(mine, h2), "out", 18000))
+    with pytest.raises(LabError, match="no scenario locust-targets-u10-d8"):
+        presets.narrowed(presets.for_targets(app, found, str(theirs)), ["locust-targets-u10-d8"])
+    with pytest.raises(LabError, match="weight 0"):
+        _parse('[[targets]]\nname = "a"\npath = "/"\nweight = 0\n', tmp_path)
+
+
+def test_a_users_locustfile_speaking_another_protocol_is_no_verdict_on_the_route():
+    from asgilab import topology
+    from asgilab.tools import locust
+
+    route = next(r for r in topology.build(
+        catalog.load_servers(), catalog.load_proxies(), 18000, lambda s: "127.0.0.1",
+        only_servers=["hypercorn"], only_proxies=[]).routes if r.client == "h2c")
+    summary = {"outcomes": {"protocol": 50}, "versions": {"HTTP/1.1": 50}, "window": {}, "processes": []}
+    res = locust.Result(entries=[], errors=[], pages=[], summary=summary, window_start=None)
+    theirs = verdicts.from_locust(res, route, "HTTP/2", own_users=True)
+    assert theirs.status == "invalid" and "your locustfile's client" in theirs.reason
+    # The lab's own client offered h2: HTTP/1.1 then is the server's answer.
+    assert verdicts.from_locust(res, route, "HTTP/2").status == "unsupported"
+    failing = locust.Result(entries=[], errors=[{"error": "SSLError", "occurrences": 5}], pages=[],
+                            summary={**summary, "outcomes": {"error": 5}, "versions": {}}, window_start=None)
+    assert verdicts.from_locust(failing, route, "HTTP/2", own_users=True).tool_may_be_wrong
 
 
 def test_a_target_answering_another_status_fails_with_a_sample():
@@ -128,12 +183,62 @@ def test_the_wrapper_answers_the_labs_endpoints_and_hands_the_rest_over():
     w = labwrap.Wrapper(user_asgi, "mysite:app")
     info = json.loads(_call(w, "/_lab/info")[1]["body"])
     assert info["http_version"] == "2"
-    assert info["app"] == {"app": "mysite:app", "interface": "asgi", "adapter": None}
+    assert info["app"] == {"app": "mysite:app", "interface": "asgi", "adapter": None, "served_as": "asgi"}
     assert _call(w, "/_lab/healthz")[0]["status"] == 200
     assert _call(w, "/api/x")[1]["body"] == b"user /api/x"
     wsgi = labwrap.Wrapper(user_wsgi, "flaskapp:app")
     assert wsgi.describe()["adapter"] == "asgiref.wsgi.WsgiToAsgi"
     assert b"wsgi /hello" in b"".join(m.get("body", b"") for m in _call(wsgi, "/hello"))
+
+
+def test_the_wsgi_twin_answers_the_labs_endpoints_from_environ():
+    twin = labwrap.WsgiTwin(user_wsgi, "mysite.wsgi:application")
+    started = []
+    environ = {"PATH_INFO": "/_lab/info", "SERVER_PROTOCOL": "HTTP/2", "SERVER_NAME": "127.0.0.1",
+               "SERVER_PORT": "9"}
+    info = json.loads(b"".join(twin(environ, lambda status, headers: started.append(status))))
+    assert started == ["200 OK"] and info["http_version"] == "2" and info["app"]["served_as"] == "wsgi"
+    assert b"".join(twin({"PATH_INFO": "/hello"}, lambda *a: None)) == b"wsgi /hello"
+
+
+def test_how_each_server_runs_a_wsgi_app_is_catalog_data(monkeypatch):
+    monkeypatch.setenv("LAB_APP", "mysite.wsgi:application")
+    monkeypatch.setenv("LAB_APP_INTERFACE", "wsgi")
+    config.reset()
+    v = catalog.load_servers()
+    granian = v["granian"].argv("clear", "127.0.0.1", 9)
+    assert granian[granian.index("--interface") + 1] == "wsgi" and granian[-1] == "labwrap:wsgi_app"
+    assert v["granian-w2"].argv("clear", "127.0.0.1", 9)[-1] == "labwrap:wsgi_app"  # inherited
+    assert v["hypercorn"].argv("tls", "127.0.0.1", 9)[-1] == "labwrap:wsgi_app"
+    assert v["hypercorn-trio"].argv("clear", "127.0.0.1", 9)[-1] == "labwrap:app"  # the adapter
+    assert v["daphne"].record()["server_app_way"] == "wsgi: asgiref.wsgi.WsgiToAsgi"
+    assert v["uvicorn"].record()["server_app_way"] == "wsgi: the server's own WSGI mode"
+    assert v["uvicorn"].record()["server_params"]["interface"] == "wsgi"
+    monkeypatch.setenv("LAB_APP_INTERFACE", "asgi")
+    config.reset()
+    uvicorn = catalog.load_servers()["uvicorn"].argv("clear", "127.0.0.1", 9)
+    assert uvicorn[uvicorn.index("--interface") + 1] == "asgi3" and uvicorn[-1] == "labwrap:app"
+    with pytest.raises(LabError, match="wsgi = 'sometimes'"):
+        catalog.ServerVariant("x", "", (), {"clear": ("x", "{app}")}, wsgi="sometimes")
+    with pytest.raises(LabError, match="wsgi_params change params"):
+        catalog.ServerVariant("x", "", (), {"clear": ("x", "{app}")}, wsgi="native", wsgi_params={"nope": 1})
+
+
+def test_a_failed_lifespan_startup_is_the_wrappers_one_line(capsys):
+    async def failing(scope, receive, send):
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "Traceback ...\nRuntimeError: no database"})
+
+    labwrap._said.clear()
+    w = labwrap.Wrapper(failing, "mysite:app")
+    sent = _call(w, "", scope_type="lifespan")
+    assert sent[0]["type"] == "lifespan.startup.failed"  # the app's message, untouched
+    said = capsys.readouterr().err
+    assert "labwrap: APP=mysite:app: its lifespan startup failed (RuntimeError: no database)" in said
+    from asgilab.runtime.base import telling_line
+
+    log = said + "Traceback (most recent call last):\nERROR:    Application startup failed. Exiting.\n"
+    assert telling_line(log).startswith("labwrap: APP=mysite:app: its lifespan startup failed")
 
 
 def test_the_wrapper_says_in_one_line_what_is_wrong_with_app():
@@ -184,6 +289,61 @@ async def items(request):
 
 app = Starlette(routes=[Route("/api/items", items)])
 '''
+
+
+@pytest.mark.integration
+def test_an_app_whose_lifespan_startup_fails_is_one_line_and_nothing_runs(lab_env, tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "from contextlib import asynccontextmanager\nfrom starlette.applications import Starlette\n\n"
+        "@asynccontextmanager\nasync def lifespan(app):\n    raise RuntimeError('database unreachable')\n"
+        "    yield\n\napp = Starlette(lifespan=lifespan)\n")
+    env = {**lab_env, "LAB_APP": "bad:app", "LAB_APP_DIR": str(tmp_path)}
+    try:
+        up = asgilab("up", "--servers", "uvicorn", "--proxies", "", env=env)
+        assert up.returncode == 2
+        assert "its lifespan startup failed (RuntimeError: database unreachable)" in up.stderr, up.stderr
+        assert len(up.stderr.strip().splitlines()) == 1
+        from conftest import lab_processes
+
+        assert lab_processes(lab_env["LAB_STATE_DIR"]) == []
+    finally:
+        asgilab("down", env=env)
+
+
+STARLETTE_WS = STARLETTE_APP.replace("from starlette.routing import Route", '''
+from starlette.routing import Route, WebSocketRoute
+
+
+async def echo(websocket):
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()''').replace('Route("/api/items", items)]',
+                                       'Route("/api/items", items), WebSocketRoute("/ws/echo", echo)]')
+
+
+@pytest.mark.integration
+def test_websocket_rows_probe_the_path_your_targets_name(lab_env, tmp_path):
+    (tmp_path / "shop.py").write_text(STARLETTE_WS)
+    (tmp_path / "t.toml").write_text('websocket = "/ws/echo"\n[[targets]]\nname = "items"\n'
+                                     'path = "/api/items"\n')
+    env = {**lab_env, "LAB_APP": "shop:app", "LAB_APP_DIR": str(tmp_path),
+           "LAB_TARGETS": str(tmp_path / "t.toml")}
+    try:
+        res = asgilab("features", "--servers", "uvicorn,hypercorn", "--paths", "direct",
+                      "--features", "ws-h1,ws-h2,ws-denial", env=env, timeout=600)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        rows = {}
+        for server in ("uvicorn", "hypercorn"):
+            pair = Path(lab_env["LAB_REPORTS_DIR"]) / "features" / "local" / server / "direct.json"
+            rows.update({(server, r["feature"]): r for r in json.loads(pair.read_text())["results"]})
+        for server in ("uvicorn", "hypercorn"):
+            ws = rows[(server, "ws-h1")]
+            assert ws["observed"] == "supported" and "/ws/echo" in ws["evidence"], ws
+            assert rows[(server, "ws-denial")]["observed"] == "n/a"
+        # Hypercorn speaks RFC 8441: the echo over h2 is its own answer on the user's path.
+        assert rows[("hypercorn", "ws-h2")]["observed"] == "supported", rows[("hypercorn", "ws-h2")]
+    finally:
+        asgilab("down", env=env)
 
 
 @pytest.mark.integration
@@ -254,6 +414,19 @@ def test_feature_rows_that_need_the_lab_apps_endpoints_are_na_for_a_users_app(tm
     assert push["observed"] == "n/a" and "APP=shop:app" in push["summary"]
     assert runner.not_served("uvicorn", by_id["h2-alpn"]) is None  # /_lab/info: the wrapper's
     assert runner.not_served("uvicorn", by_id["max-header"]) is None  # /_lab/healthz: the wrapper's
+    ws = runner.not_served("uvicorn", by_id["ws-h1"])
+    assert ws["observed"] == "n/a" and 'websocket = \"/path\"' in ws["summary"]
+
+    (tmp_path / "t.toml").write_text('websocket = "/ws/echo"\n[[targets]]\nname = "a"\npath = "/"\n')
+    monkeypatch.setenv("LAB_TARGETS", str(tmp_path / "t.toml"))
+    config.reset()
+    runner = FeatureRunner(topo, "local", None, tmp_path, registry.load())
+    assert runner.not_served("uvicorn", by_id["ws-h1"]) is None
+    assert runner.not_served("uvicorn", by_id["ws-denial"])["observed"] == "n/a"  # the lab app's 418
+    pair = next(p for p in runner.plan(None) if p.path == "direct")
+    assert runner.target(pair).ws_path == "/ws/echo"
+    with pytest.raises(LabError, match="websocket = 'ws'"):
+        _parse('websocket = "ws"\n[[targets]]\nname = "a"\npath = "/"\n', tmp_path)
 
 
 DJANGO = "django==5.2.19"
@@ -297,8 +470,10 @@ def test_a_django_project_through_its_asgi_py_and_its_wsgi_py(lab_env, django_pr
     from asgilab import topology
 
     site = django_project / "site"
+    # The wsgi.py under Granian's own WSGI mode (catalog: wsgi = "native") and Daphne, which
+    # has none (the wrapper's asgiref adapter): each says in /_lab/info how it ran the app.
     for spec, servers, interface in (("mysite.asgi:application", "uvicorn,granian", "asgi"),
-                                     ("mysite.wsgi:application", "hypercorn", "wsgi")):
+                                     ("mysite.wsgi:application", "granian,daphne", "wsgi")):
         env = {**lab_env, "LAB_APP": spec, "LAB_APP_DIR": str(site),
                "LAB_APP_REQUIREMENTS": str(django_project / "requirements.txt")}
         try:
@@ -316,6 +491,15 @@ def test_a_django_project_through_its_asgi_py_and_its_wsgi_py(lab_env, django_pr
                 assert json.loads(r.read())["items"] == ["spam", "egg"]
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_lab/info", timeout=10) as r:
                 assert json.loads(r.read())["app"]["interface"] == interface
+            if interface == "wsgi":
+                assert lines["granian.direct.h2"].rstrip().endswith("answers"), lines["granian.direct.h2"]
+                for server, served_as in (("granian", "wsgi"), ("daphne", "asgi")):
+                    p = next(li.port for li in topology.build(
+                        catalog.load_servers(), catalog.load_proxies(), int(lab_env["LAB_PORT_BASE"]),
+                        lambda s: "127.0.0.1", only_servers=[server], only_proxies=[]).listeners
+                        if li.kind == "clear")
+                    with urllib.request.urlopen(f"http://127.0.0.1:{p}/_lab/info", timeout=10) as r:
+                        assert json.loads(r.read())["app"]["served_as"] == served_as, server
         finally:
             asgilab("down", env=env)
 
@@ -324,8 +508,8 @@ def test_a_django_project_through_its_asgi_py_and_its_wsgi_py(lab_env, django_pr
 def test_preset_app_measures_each_target_and_fails_the_one_that_answers_404(lab_env, django_project):
     env = {**lab_env, "LAB_APP": "mysite.asgi:application", "LAB_APP_DIR": str(django_project / "site"),
            "LAB_TARGETS": str(django_project / "lab-targets.toml")}
-    res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn", "--paths", "direct", env=env,
-                  timeout=900)
+    res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn", "--paths", "direct", "--scenarios",
+                  "target-items-c8-d5-w1-m1-x3,target-missing-c8-d5-w1-m1-x3", env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     cells = {json.loads(p.read_text())["cell_id"]: json.loads(p.read_text())
              for p in (Path(lab_env["LAB_REPORTS_DIR"]) / "results" / "local").glob("*.json")}
@@ -359,14 +543,16 @@ def test_the_django_project_under_compose(django_project, tmp_path):
            "LAB_TARGETS": str(django_project / "lab-targets.toml")}
     try:
         res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn,granian",
-                      "--paths", "direct,nginx-h1", env=env, timeout=2400)
+                      "--paths", "direct,nginx-h1", "--scenarios",
+                      "target-items-c8-d5-w1-m1-x3,target-missing-c8-d5-w1-m1-x3", env=env, timeout=2400)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         found = (tmp_path / "reports" / "results" / "compose").glob("*.json")
         cells = [json.loads(p.read_text()) for p in found]
-        ok = [c for c in cells if c["status"] == "ok" and c["scenario"]["target"] == "items"]
+        ok = [c for c in cells if c["status"] == "ok" and c["scenario"].get("target") == "items"]
         assert {(c["route"]["server"], c["route"]["path"]) for c in ok} >= {
             ("uvicorn", "direct"), ("granian", "direct"), ("uvicorn", "nginx-h1")}
-        missing = [c for c in cells if c["scenario"]["target"] == "missing" and c["route"]["client"] == "h1"]
+        missing = [c for c in cells
+                   if c["scenario"].get("target") == "missing" and c["route"]["client"] == "h1"]
         assert missing and all(c["status"] == "failed" and "answered 404" in c["reason"] for c in missing)
         assert all(c["app"]["app"] == "mysite.asgi:application" and c["runtime"] == "compose" for c in cells)
         assert ok[0]["route"]["host"] in ("uvicorn", "granian", "nginx")  # across the Compose network
@@ -376,6 +562,126 @@ def test_the_django_project_under_compose(django_project, tmp_path):
     left = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True,
                           timeout=60).stdout.split()
     assert left == []
+
+
+LITESTAR = "litestar==2.25.0"
+LITESTAR_APP = '''
+from litestar import Litestar, get, post
+
+
+@get("/api/items")
+async def items() -> dict:
+    return {"items": ["spam", "egg"]}
+
+
+@post("/api/items")  # Litestar answers a POST with 201
+async def create(data: dict) -> dict:
+    return {"created": data}
+
+
+app = Litestar([items, create])
+'''
+THEIR_LOCUSTFILE = '''
+from locust import HttpUser, task
+
+
+class Shopper(HttpUser):
+    @task
+    def items(self):
+        self.client.get("/api/items")
+'''
+
+
+@pytest.fixture(scope="module")
+def litestar_site(tmp_path_factory):
+    """A Litestar app from PyPI (APP_REQUIREMENTS), two targets (a GET weighted 3, a POST that
+    must answer 201) and a locustfile of the user's own, written as Locust's docs write one."""
+    root = tmp_path_factory.mktemp("litestar")
+    (root / "site").mkdir()
+    (root / "site" / "shop.py").write_text(LITESTAR_APP)
+    (root / "requirements.txt").write_text(LITESTAR + "\n")
+    (root / "item.json").write_text('{"name": "spam"}')
+    (root / "lab-targets.toml").write_text(
+        '[[targets]]\nname = "items"\npath = "/api/items"\nweight = 3\n'
+        '[[targets]]\nname = "create"\nmethod = "POST"\npath = "/api/items"\nbody_file = "item.json"\n'
+        'headers = { content-type = "application/json" }\nexpect = 201\n')
+    (root / "locustfile.py").write_text(THEIR_LOCUSTFILE)
+    return root
+
+
+def _litestar_env(root: Path) -> dict[str, str]:
+    return {"LAB_APP": "shop:app", "LAB_APP_DIR": str(root / "site"),
+            "LAB_APP_REQUIREMENTS": str(root / "requirements.txt"),
+            "LAB_TARGETS": str(root / "lab-targets.toml")}
+
+
+def _cells(reports: Path, runtime: str) -> dict[str, dict]:
+    return {c["cell_id"]: c for c in (json.loads(p.read_text())
+                                      for p in (reports / "results" / runtime).glob("*.json"))}
+
+
+def _weights_kept(cell: dict) -> None:
+    """Locust's weighted tasks: each target named, in about its weight's share (3:1)."""
+    counts = {e["name"]: e["num_requests"] for e in cell["figures"]["entries"]}
+    assert set(counts) == {"items", "create"} and 2 < counts["items"] / counts["create"] < 4.5, counts
+
+
+@pytest.mark.integration
+def test_a_litestar_app_from_pypi_under_load_with_its_targets_and_its_own_locustfile(lab_env, litestar_site):
+    """Litestar installed from PyPI by APP_REQUIREMENTS, its GET target under h2load, both
+    targets as Locust's weighted tasks, then the user's own locustfile: on h1 a figure; on h2
+    its HttpUser (requests, HTTP/1.1 only) proves nothing about the route, so no verdict."""
+    env = {**lab_env, **_litestar_env(litestar_site)}
+    res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct", "--scenarios",
+                  "target-items-c8-d5-w1-m1-x3,locust-targets-u10-d8", env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    cells = _cells(Path(lab_env["LAB_REPORTS_DIR"]), "local")
+    for client in ("h1", "h2"):
+        load = cells[f"target-items-c8-d5-w1-m1-x3__hypercorn.direct.{client}"]
+        mix = cells[f"locust-targets-u10-d8__hypercorn.direct.{client}"]
+        if client == "h1":  # h2load cannot parse Hypercorn's HTTP/1.1 status line (REFERENCE.md)
+            assert load["status"] == "invalid", load["reason"]
+        else:
+            assert load["status"] == "ok" and load["req_per_s"] > 0, load["reason"]
+        assert mix["status"] == "ok" and mix["req_per_s"] > 0, mix["reason"]
+        _weights_kept(mix)
+        assert mix["app"]["requirements_text"].strip() == LITESTAR
+    assert "shop:app" in (Path(lab_env["LAB_REPORTS_DIR"]) / "index.html").read_text()
+
+    env["LAB_LOCUSTFILE"] = str(litestar_site / "locustfile.py")
+    res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct", "--scenarios",
+                  "locust-own-u10-d8", env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    cells = _cells(Path(lab_env["LAB_REPORTS_DIR"]), "local")
+    h1, h2 = (cells[f"locust-own-u10-d8__hypercorn.direct.{c}"] for c in ("h1", "h2"))
+    assert h1["status"] == "ok" and h1["req_per_s"] > 0
+    assert h1["locust"]["locustfile"] == env["LAB_LOCUSTFILE"]
+    assert h2["status"] == "invalid" and "your locustfile's client" in h2["reason"], h2["reason"]
+
+
+@pytest.mark.compose
+@pytest.mark.integration
+def test_the_litestar_app_under_compose(litestar_site, tmp_path):
+    """The same Litestar app under Compose: its wheels fetched on the host into the app image,
+    the targets' body file read by Locust in the loadgen container."""
+    from asgilab import runtime
+
+    if not runtime.docker_engine_answers():
+        pytest.skip("no Docker engine answers (or no Compose installed): the Compose lab cannot run here")
+    env = {"LAB_RUNTIME": "compose", "LAB_COMPOSE_PROJECT": "asgilab-apptest",
+           "LAB_PORT_BASE": "19800", "LAB_REPORTS_DIR": str(tmp_path / "reports"),
+           **_litestar_env(litestar_site)}
+    try:
+        res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct",
+                      "--scenarios", "locust-targets-u10-d8", env=env, timeout=2400)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        cells = _cells(tmp_path / "reports", "compose")
+        assert {c["route"]["client"] for c in cells.values()} == {"h1", "h2"}
+        for c in cells.values():
+            assert c["status"] == "ok" and c["runtime"] == "compose", c["reason"]
+            _weights_kept(c)
+    finally:
+        asgilab("down", env=env, timeout=600)
 
 
 def test_with_app_the_lab_knows_only_the_targets_and_the_wrappers_paths(monkeypatch):

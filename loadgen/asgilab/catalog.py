@@ -31,9 +31,14 @@ Param = str | int | float
 SERVER_PLACEHOLDERS = ("host", "port", "certfile", "keyfile", "app")
 LAB_APP = "labapp:app"
 USER_APP = "labwrap:app"
+USER_WSGI_APP = "labwrap:wsgi_app"  # the wrapper's WSGI twin, for a server's own WSGI mode
+# How a variant runs a user's WSGI app (key `wsgi`): its own WSGI mode, with `wsgi_params`
+# on top of its params, or the ASGI wrapper's adapter.
+WSGI_WAYS = ("native", "adapter")
+WSGI_ADAPTER = "asgiref.wsgi.WsgiToAsgi"
 DEFAULT_PARAMS: dict[str, Param] = {"workers": 1}
 VARIANT_KEYS = ("description", "family", "packages", "listeners", "params", "extends", "without",
-                "environment")
+                "environment", "wsgi", "wsgi_params")
 PROXY_KEYS = ("description", "template", "config_name", "upstreams", "edges", "binary", "command")
 # A variant's name is its Compose service and host name (no "_": not a valid DNS label) and,
 # upper-cased with "-" as "_", part of environment variable names (LAB_PORTS_UVICORN_H2).
@@ -78,6 +83,8 @@ class ServerVariant:
     extends: str | None = None
     family: str = ""  # the server a variant tunes (report groups and findings): default its name
     environment: str = ""  # servers/envs/<name> (environments.py); "": the lab's own
+    wsgi: str = "adapter"  # a user's WSGI app: "native" (the server's WSGI mode) or "adapter"
+    wsgi_params: dict[str, Param] = field(default_factory=dict)  # native: params changed for it
 
     def __post_init__(self) -> None:
         owner = f"server {self.name}"
@@ -103,6 +110,31 @@ class ServerVariant:
         unused = sorted(k for k in set(self.params) - used if (k, self.params[k]) != ("workers", 1))
         if unused:
             raise LabError(f"{owner}: params {', '.join(unused)} set but used by no command")
+        if self.wsgi not in WSGI_WAYS:
+            raise LabError(f"{owner}: wsgi = {self.wsgi!r}: one of {', '.join(WSGI_WAYS)}")
+        stray = sorted(set(self.wsgi_params) - set(self.params))
+        if stray or (self.wsgi_params and self.wsgi != "native"):
+            raise LabError(f"{owner}: wsgi_params change params of the native WSGI mode "
+                           f"(wsgi = \"native\"); {', '.join(stray) or 'none'} not among its params")
+
+    @property
+    def runs_wsgi_natively(self) -> bool:
+        """A user's WSGI app, in this variant's own WSGI mode."""
+        return self.wsgi == "native" and config.get().app_interface == "wsgi"
+
+    def _values(self) -> dict:
+        """The params and the app, as this variant runs the current app."""
+        if self.runs_wsgi_natively:
+            return {**self.params, **self.wsgi_params, "app": USER_WSGI_APP}
+        return {**self.params, "app": app_target()}
+
+    def app_way(self) -> str | None:
+        """How the variant runs the user's app, as results record it (None: the lab's app)."""
+        if not config.get().app:
+            return None
+        if config.get().app_interface != "wsgi":
+            return "asgi"
+        return "wsgi: the server's own WSGI mode" if self.wsgi == "native" else f"wsgi: {WSGI_ADAPTER}"
 
     def argv(self, kind: str, host: str, port: int, certfile: str | Path = "",
              keyfile: str | Path = "") -> list[str]:
@@ -110,14 +142,14 @@ class ServerVariant:
         the app and the variant's params."""
         if kind not in self.commands:
             raise LabError(f"server {self.name} has no {kind} listener")
-        values = {**self.params, "host": host, "port": port, "certfile": certfile, "keyfile": keyfile,
-                  "app": app_target()}
+        values = {**self._values(), "host": host, "port": port, "certfile": certfile, "keyfile": keyfile}
         return [a.format_map(values) for a in self.commands[kind]]
 
     def rendered_commands(self) -> dict[str, list[str]]:
         """Every listener's command with the params and the app filled in and the
         per-listener placeholders ({host}, {port}, ...) left as they are."""
-        values = {**self.params, **{k: "{" + k + "}" for k in SERVER_PLACEHOLDERS}, "app": app_target()}
+        app = self._values()
+        values = {**app, **{k: "{" + k + "}" for k in SERVER_PLACEHOLDERS if k != "app"}}
         return {k: [a.format_map(values) for a in argv] for k, argv in self.commands.items()}
 
     @property
@@ -141,11 +173,12 @@ class ServerVariant:
         return {
             "server_family": self.family,
             "server_extends": self.extends,
-            "server_params": dict(self.params),
+            "server_params": {k: v for k, v in self._values().items() if k != "app"},  # as it ran
             "server_command": self.rendered_commands(),
             "server_config": self.config_files(),
             "server_workers": self.params.get("workers", 1),
             "server_environment": self.environment or None,
+            "server_app_way": self.app_way(),
         }
 
 
@@ -227,7 +260,8 @@ def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
             raise LabError(f"server {name}: without only drops listeners a variant extends")
         return ServerVariant(name, spec.get("description", ""), tuple(spec.get("packages", [])),
                              commands, params, family=spec.get("family", ""),
-                             environment=_environment(name, spec, ""))
+                             environment=_environment(name, spec, ""), wsgi=spec.get("wsgi", "adapter"),
+                             wsgi_params=dict(spec.get("wsgi_params", {})))
     if parent_name not in tables:
         raise LabError(f"server {name}: extends unknown server {parent_name!r}")
     if parent_name in (name, *chain):
@@ -249,6 +283,9 @@ def _variant(name: str, tables: dict, chain: tuple[str, ...]) -> ServerVariant:
         extends=parent_name,
         family=spec.get("family", parent.family),
         environment=_environment(name, spec, parent.environment),
+        wsgi=spec.get("wsgi", parent.wsgi),
+        wsgi_params={**parent.wsgi_params, **spec.get("wsgi_params", {})} if spec.get("wsgi", parent.wsgi)
+        == "native" else {},
     )
 
 

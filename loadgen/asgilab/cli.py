@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = command_line(parser, args)
     try:
         config.from_args(args)  # command-line values over the environment, for the whole process
+        from asgilab import userapp
+
+        userapp.detect_interface()  # APP=: asgi or wsgi decides the servers' command lines
         return int(args.func(args) or 0)
     except LabError as exc:
         print(f"asgilab: error: {exc}", file=sys.stderr)

@@ -170,9 +170,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("targets", "LAB_TARGETS", _text, "",
            "TOML file of the requests of your app to measure (`TARGETS=`; asgilab/targets.py)",
            shown="`/` only", recorded=True),
+    Option("app_interface", "LAB_APP_INTERFACE", _text, "",
+           "asgi or wsgi: what APP is, as the import check found it (servers/catalog.toml `wsgi` "
+           "says how each server runs a WSGI app); results record it with the app", internal=True),
+    Option("locustfile", "LAB_LOCUSTFILE", _text, "",
+           "your own locustfile (`LOCUSTFILE=`): its users run in the preset's targets Locust "
+           "scenario instead of the lab's (each response still judged)", shown="the lab's users",
+           recorded=True),
     _cpuset_option("servers", "CPUs of the server containers (Compose)", "the last CPU"),
     _cpuset_option("proxies", "CPUs of the proxy containers (Compose)", "the other CPUs"),
     _cpuset_option("loadgen", "CPUs of the load generator's containers (Compose)", "the other CPUs"),
+    Option("oha", "LAB_OHA", _text, "",
+           "the oha binary of `tool = \"oha\"` scenarios", shown="the one `make setup` builds "
+           "(.lab/tools/oha-1.16.0)", recorded=True),
     Option("chromium", "LAB_CHROMIUM", _text, "", "the Chromium binary of the browser experiment",
            shown="Debian's `chromium`", recorded=True),
     Option("locust_master_port", "LAB_LOCUST_MASTER_PORT", _int_in(1, 65535), None,
@@ -197,6 +207,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("haproxy_image", "LAB_HAPROXY_IMAGE", _text, "", "base image of the HAProxy image (as above)",
            shown="the Dockerfile's", read_by="compose.yaml"),
     Option("envoy_image", "LAB_ENVOY_IMAGE", _text, "", "base image of the Envoy image (as above)",
+           shown="the Dockerfile's", read_by="compose.yaml"),
+    Option("rust_image", "LAB_RUST_IMAGE", _text, "",
+           "base image of the loadgen image's oha build stage (as above)",
            shown="the Dockerfile's", read_by="compose.yaml"),
     Option("wheelhouse", "LAB_WHEELHOUSE", _text, "",
            "1: the images install Python packages from `.lab/wheels` (offline stand-ins)",
@@ -231,7 +244,7 @@ OPTIONS: tuple[Option, ...] = (
     *(Option(f"locust_{name}", f"LAB_LOCUST_{name.upper()}", _text, "",
              f"locustfile option --lab-{name}", shown="the locustfile's", internal=True,
              read_by="loadgen/locustfiles/lab.py")
-      for name in ("protocol", "path", "delay", "think", "warmup", "duration")),
+      for name in ("protocol", "path", "delay", "think", "warmup", "duration", "targets")),
 )
 BY_ATTR: dict[str, Option] = {o.attr: o for o in OPTIONS}
 BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
@@ -240,7 +253,7 @@ BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
 GENERATED = ("LAB_PORTS_", "LAB_FEATURE_PORTS_", "LAB_REPORTS_HOST_DIR", "LAB_UID", "LAB_GID",
              "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID", "LAB_SERVERS",
              # Your own app under Compose (asgilab.userapp.compose_environment, runtime/compose.py)
-             "LAB_APP_HOST_DIR", "LAB_TARGETS_HOST_DIR", "LAB_SERVER_IMAGE")
+             "LAB_APP_HOST_DIR", "LAB_TARGETS_HOST_DIR", "LAB_LOCUSTFILE_HOST_DIR", "LAB_SERVER_IMAGE")
 SOURCES = ("command line", "environment", "default")
 
 

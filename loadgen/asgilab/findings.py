@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from asgilab import families, stats
+from asgilab import crosscheck, families, stats
 
 CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS"}
 CLOSE = 0.10  # leaders closer than this are called a tie: single runs here vary by more
@@ -390,19 +390,32 @@ TOPICS = (
     ("leaders", "Which server leads each protocol"),
     ("variants", "Variants within a family"),
     ("proxies", "What each proxy hop costs"),
+    ("tools", "Two load generators on the same cells"),
     ("gaps", "What is missing, and why"),
 )
+SECOND_TOOLS = ("oha",)  # load tools beside h2load: their cells are ranked among themselves
 
 
 def all_findings(cells: list[dict], family: dict[str, str] | None = None,
                  order: list[str] | None = None) -> list[Finding]:
-    """Every finding under its topic; ``family`` and ``order`` as for variant_gains."""
+    """Every finding under its topic; ``family`` and ``order`` as for variant_gains. Cells
+    of a second load tool (oha) are never ranked against h2load's: their own findings say
+    which tool they come from."""
+    second = [c for c in cells if c.get("tool") in SECOND_TOOLS]
+    cells = [c for c in cells if c.get("tool") not in SECOND_TOOLS]
+    by_tool = []
+    for tool in SECOND_TOOLS:
+        mine = [c for c in second if c["tool"] == tool]
+        for f in leaders(mine) + proxy_cost(mine):
+            f.text = f"With {tool}: {f.text}"
+            by_tool.append(f)
     groups = (
         ("multiplexing", browser(cells) + page_overview(cells, "page24")
          + [_detail(f) for f in multiplexing(cells)]),
         ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
         ("variants", version_steps(cells, family) + variant_gains(cells, family, order)),
         ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
+        ("tools", tool_agreement(cells + second) + [_detail(f) for f in by_tool]),
         ("gaps", gaps(cells)),
     )
     out = []
@@ -410,6 +423,26 @@ def all_findings(cells: list[dict], family: dict[str, str] | None = None,
         for f in found:
             f.topic = topic
             out.append(f)
+    return out
+
+
+def tool_agreement(cells: list[dict]) -> list[Finding]:
+    """How far h2load's and oha's medians are apart on the cells both measured."""
+    found = crosscheck.pairs(cells)
+    out = []
+    for a in crosscheck.agreement(found):
+        w = a.worst
+        text = (f"h2load and oha on {_count(a.compared, 'cell')} both measured: oha's median is "
+                f"{a.median_ratio:.2f}× h2load's (median), worst {w.ratio:.2f}× on {w.scenario} {w.route}; "
+                f"{_count(len(a.disagree), 'cell')} over {crosscheck.AGREE:.0%} apart.")
+        cites = [c["cell_id"] for p in [w, *a.disagree] for c in (p.h2load, p.oha)]
+        out.append(Finding(text, list(dict.fromkeys(cites)), a.runtime))
+        for p in a.one_sided:
+            has, lacks = ("oha", p.h2load) if crosscheck._ok(p.oha) else ("h2load", p.oha)
+            other = "h2load" if has == "oha" else "oha"
+            out.append(_detail(Finding(
+                f"{p.scenario} {p.route}: a figure from {has} only; {other}'s cell is {lacks['status']}: "
+                f"{lacks['reason'][:160]}", [p.h2load["cell_id"], p.oha["cell_id"]], a.runtime)))
     return out
 
 

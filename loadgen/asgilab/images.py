@@ -234,8 +234,19 @@ def fetch_env_wheels(env: environments.Environment, log: Callable[[str], None]) 
     return out
 
 
+def oha_context(log: Callable[[str], None]) -> Path:
+    """The oha binary `make setup` built on the host, as a build context."""
+    from asgilab.tools import oha
+
+    built = oha.build(log)
+    ctx = Path(tempfile.mkdtemp())
+    shutil.copy2(built, ctx / "oha")
+    return ctx
+
+
 def make_stand_in(arg: str, spec: dict, debian_tag: str, log: Callable[[str], None]) -> None:
-    ctx = envoy_context(log) if spec.get("context") == "envoy" else Path(tempfile.mkdtemp())
+    contexts = {"envoy": envoy_context, "oha": oha_context}
+    ctx = contexts[spec["context"]](log) if spec.get("context") in contexts else Path(tempfile.mkdtemp())
     try:
         _stream(["docker", "build", "-q", "-t", spec["tag"], "--build-arg", f"DEBIAN_IMAGE={debian_tag}",
                  "-f", str(OFFLINE_DIR / spec["dockerfile"]), str(ctx)],

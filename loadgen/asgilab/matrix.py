@@ -175,7 +175,7 @@ class Runner:
             return self._finish(result, self._crashed(before), before, before)
         check = self.check_route(cell.route)
         result = self._skeleton(cell, check, started, kind)
-        verdict = check.verdict or kind.before(cell)
+        verdict = check.verdict or kind.before(cell, self.ctx)
         if verdict is None:
             runs, verdict = repeat_runs(cell.scenario.repeat, lambda i: self._judged(kind, cell, i))
             fold_runs(result, runs, verdict, kind.last_run_fields)
@@ -263,18 +263,18 @@ class Runner:
         probe_cell = kind.ceiling_cell(cell, target) if target is not None else None
         if probe_cell is None:
             return None
-        key = (kind.tool, target.host, target.port, target.client, cell.scenario.id)
+        key = (kind.tool_for(cell.scenario), target.host, target.port, target.client, cell.scenario.id)
         if key not in self._ceilings:
             one, verdict = self._judged(kind, probe_cell, 0)
             self._ceilings[key] = {
                 "url": target.url(STATIC_PATH),
-                "tool": kind.tool,
+                "tool": kind.tool_for(cell.scenario),
                 "status": verdict.status.value,
                 "reason": verdict.reason,
                 "req_per_s": one.get("req_per_s") if verdict.status == Status.OK else None,
                 "loadgen_cpu_pct": one.get("loadgen_cpu_pct"),
             }
-            self.log(f"    ceiling {target.path} {target.client} ({kind.tool}): "
+            self.log(f"    ceiling {target.path} {target.client} ({kind.tool_for(cell.scenario)}): "
                      f"{self._ceilings[key]['req_per_s'] or verdict.reason}")
         return self._ceilings[key]
 
@@ -296,7 +296,7 @@ class Runner:
             "cell_id": cell.id,
             "runtime": self.runtime,
             "preset": self.preset,
-            "tool": kind.tool,
+            "tool": kind.tool_for(cell.scenario),
             "scenario": cell.scenario.to_dict(),
             "route": route.to_dict(),
             "command": None,
@@ -371,7 +371,8 @@ def run_cells(cells: list[Cell], runner: Runner, redo: bool = False) -> tuple[in
         if i > 1:
             per = (time.monotonic() - t0) / (i - 1)
             eta = f" ETA {_fmt_s(per * (len(todo) - i + 1))}"
-        runner.log(f"[{i}/{len(todo)}]{eta} {cell.scenario.id} {cell.route.id} ...")
+        tool = f" with {cell.id.split('~', 1)[1]}" if "~" in cell.id else ""  # a second load tool
+        runner.log(f"[{i}/{len(todo)}]{eta} {cell.scenario.id} {cell.route.id}{tool} ...")
         res = runner.run(cell)
         results.save(res)
         figure = f"{res['req_per_s']:.0f} req/s" if res["req_per_s"] is not None else ""

@@ -22,7 +22,9 @@ class Cell:
 
     @property
     def id(self) -> str:
-        return f"{self.scenario.id}__{self.route.id}"
+        """Scenario and route; a second load tool on the same scenario adds ``~<tool>``."""
+        tool = getattr(self.scenario.params, "tool", None)
+        return f"{self.scenario.id}__{self.route.id}" + (f"~{tool}" if tool and tool != "h2load" else "")
 
 
 def plan(preset: Preset, topo: Topology) -> list[Cell]:

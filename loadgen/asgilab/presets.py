@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as fields_of
@@ -172,21 +173,33 @@ def get(name: str, scenarios: list[str] | None = None) -> Preset:
     presets = load_all()
     if name not in presets:
         raise LabError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
-    preset = presets[name]
+    return narrowed(presets[name], scenarios)
+
+
+def narrowed(preset: Preset, scenarios: list[str] | None) -> Preset:
+    """The preset narrowed to some of its scenario ids (``--scenarios``)."""
     if not scenarios:
         return preset
     known = [s.id for s in preset.scenarios]
     unknown = [s for s in scenarios if s not in known]
     if unknown:
-        raise LabError(f"preset {name} has no scenario {', '.join(unknown)}; it has: {', '.join(known)}")
+        raise LabError(f"preset {preset.name} has no scenario {', '.join(unknown)}; "
+                       f"it has: {', '.join(known)}")
     return replace(preset, scenarios=[s for s in preset.scenarios if s.id in scenarios])
 
 
-def for_targets(preset: Preset, targets: list) -> Preset:
+def for_targets(preset: Preset, targets: list, locustfile: str | None = None) -> Preset:
     """Every load scenario once per target (asgilab.targets.Target): its path, method,
-    headers, body and expected status; the other scenarios as they are."""
+    headers, body and expected status. The Locust targets user gets them all as weighted
+    tasks, or, with ``locustfile`` (LOCUSTFILE=), that file's users run instead. The other
+    scenarios as they are."""
     out = []
     for s in preset.scenarios:
+        if s.kind == "locust" and s.user_class == "targets":
+            listed = json.dumps([t.record() for t in targets], sort_keys=True)
+            out.append(s.with_(targets=listed, user_class="own", locustfile=locustfile) if locustfile
+                       else s.with_(targets=listed))
+            continue
         if s.kind != "load":
             out.append(s)
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import charts, claims, families, findings, paths, results, scaling, stats
+from asgilab import charts, claims, crosscheck, families, findings, paths, results, scaling, stats
 from asgilab.lambda_adapter import view as lambda_view
 from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
@@ -44,15 +44,16 @@ def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
     (``family``: server -> family, default what the cells recorded; ``order``: the report's
     server order, default families.ordered), columns = routes; with a bar chart of req/s
     (and its spread) and, where measured, latency percentiles."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for c in cells:
-        if c["scenario"]["kind"] in kinds:
-            groups[(c["runtime"], c["scenario"]["id"])].append(c)
+        if c["scenario"]["kind"] in kinds:  # one table per load tool too: tools are not mixed
+            groups[(c["runtime"], c["scenario"]["id"], c.get("tool", "h2load"))].append(c)
     family = family or families.family_map(cells)
     all_servers = order or families.ordered({c["route"]["server"] for c in cells}, family)
     rank = {s: i for i, s in enumerate(all_servers)}
     tables = []
-    for (rt, sid), group in sorted(groups.items(), key=lambda kv: (kv[0][0], _scenario_order(kv[1][0]))):
+    for (rt, sid, tool), group in sorted(groups.items(),
+                                         key=lambda kv: (kv[0][0], _scenario_order(kv[1][0]), kv[0][2])):
         cols = sorted({(c["route"]["path"], c["route"]["client"]) for c in group},
                       key=lambda k: (_order(k[0], PATH_ORDER), _order(k[1], CLIENT_ORDER)))
         servers = sorted({c["route"]["server"] for c in group}, key=lambda s: (rank.get(s, len(rank)), s))
@@ -62,8 +63,8 @@ def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
         paths_ = [p for p in PATH_ORDER if any(c["route"]["path"] == p for c in group)]
         clients = [cl for cl in CLIENT_ORDER if any(c["route"]["client"] == cl for c in group)]
         tables.append({
-            "runtime": rt, "id": sid, "label": group[0]["scenario"]["label"],
-            "kind": group[0]["scenario"]["kind"], "tool": group[0].get("tool", "h2load"),
+            "runtime": rt, "id": sid + (f"~{tool}" if tool != "h2load" else ""),
+            "label": group[0]["scenario"]["label"], "kind": group[0]["scenario"]["kind"], "tool": tool,
             "columns": cols, "servers": [s for _, members in fams for s in members], "grid": grid,
             "best": best, "families": fams, "notes": _notes(group, fams),
             "groups": [(p, sum(1 for c in cols if c[0] == p)) for p in dict.fromkeys(c[0] for c in cols)],
@@ -247,6 +248,7 @@ def context(cells: list[dict]) -> dict:
         "scaling_single": scaling.single_worker_families(cells),
         "mangum": lambda_view.load(paths.reports_dir()),
         "claims": _claims(features, cells),
+        "crosscheck": crosscheck.pairs(cells),
         "apps": list(apps.values()),  # APP=...: the user's app(s) these cells measured
         "filters": {
             "servers": servers,

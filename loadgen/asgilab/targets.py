@@ -9,6 +9,10 @@ target and the key.
     headers = { accept = "application/json" }
     expect = 200                   # default: any 2xx
     body_file = "item.json"        # relative to the TARGETS file; POST/PUT/PATCH only
+    weight = 3                     # Locust: how often this request is picked (default 1)
+
+    websocket = "/ws/echo"         # top level, optional: an endpoint that echoes a text frame,
+                                   # probed by the feature rows with user_path = "websocket"
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from pathlib import Path
 
 from asgilab.errors import LabError
 
-KEYS = ("name", "method", "path", "headers", "expect", "body_file")
+KEYS = ("name", "method", "path", "headers", "expect", "body_file", "weight")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 WITH_BODY = ("POST", "PUT", "PATCH")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9a-zA-Z-]+")  # an HTTP token (RFC 9110)
 MAX_BODY = 16 * 1024 * 1024
+USER_PATHS = ("websocket",)  # top-level keys naming a path of the app (features.toml user_path)
 DEFAULT = "the lab requests / only (no TARGETS given)"
 
 
@@ -37,6 +42,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     expect: int | None = None  # None: any 2xx
     body_file: Path | None = None
+    weight: int = 1  # Locust's task weight: the share of the users' requests
 
     def accepts(self, status: int) -> bool:
         return 200 <= status < 300 if self.expect is None else status == self.expect
@@ -48,7 +54,8 @@ class Target:
     def record(self) -> dict:
         """What every result records about the target."""
         return {"name": self.name, "method": self.method, "path": self.path, "headers": dict(self.headers),
-                "expect": self.expect, "body_file": str(self.body_file) if self.body_file else None}
+                "expect": self.expect, "body_file": str(self.body_file) if self.body_file else None,
+                "weight": self.weight}
 
 
 def default() -> list[Target]:
@@ -57,10 +64,15 @@ def default() -> list[Target]:
 
 def parse(data: dict, source: str, base: Path) -> list[Target]:
     """Targets from the parsed TOML ``data`` of ``source``; body files resolve under ``base``."""
-    unknown_top = sorted(set(data) - {"targets"})
+    unknown_top = sorted(set(data) - {"targets", *USER_PATHS})
     if unknown_top:
         raise LabError(f"{source}: unknown key(s) {', '.join(unknown_top)} "
-                       "(a TARGETS file holds [[targets]])")
+                       f"(a TARGETS file holds [[targets]] and optionally {', '.join(USER_PATHS)})")
+    for key in USER_PATHS:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value.startswith("/")
+                                  or any(c.isspace() for c in value)):
+            raise LabError(f"{source}: {key} = {value!r}: a path of your app, starting with /")
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise LabError(f"{source}: no [[targets]]: name at least one request")
@@ -105,8 +117,23 @@ def parse(data: dict, source: str, base: Path) -> list[Target]:
                 raise LabError(f"{where}: body_file {body} is over {MAX_BODY // (1024 * 1024)} MiB")
         elif method in WITH_BODY:
             raise LabError(f"{where}: {method} needs a body_file (it may be empty)")
-        out.append(Target(name, path, method, {k.lower(): v for k, v in headers.items()}, expect, body_path))
+        weight = raw.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
+            raise LabError(f"{where}: weight {weight!r}: a whole number from 1 to 1000 "
+                           "(Locust's task weight)")
+        out.append(Target(name, path, method, {k.lower(): v for k, v in headers.items()}, expect, body_path,
+                          weight))
     return out
+
+
+def user_paths(path: Path | None) -> dict[str, str]:
+    """The TARGETS file's top-level paths (websocket = "/ws/echo"), checked as ``load`` checks them."""
+    if path is None:
+        return {}
+    load(path)
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    return {k: data[k] for k in USER_PATHS if k in data}
 
 
 def load(path: Path | None) -> list[Target]:

@@ -22,6 +22,7 @@ SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cach
 MAX_HASHED_FILES = 5000
 INSTALL_TIMEOUT_S = 900
 IMPORT_TIMEOUT_S = 60
+INTERFACE_ENV = "LAB_APP_INTERFACE"  # asgi | wsgi, from the import check
 
 
 # What the wrapper (servers/app/labwrap.py) answers itself, whatever the user's app is.
@@ -52,7 +53,10 @@ def served(found: list) -> tuple[Callable[[str], bool], str]:
 def environment() -> dict[str, str]:
     """What the wrapper reads in each server process."""
     cfg = config.get()
-    return {"LAB_APP": cfg.app, "LAB_APP_DIR": str(cfg.app_dir)} if cfg.app else {}
+    if not cfg.app:
+        return {}
+    return {"LAB_APP": cfg.app, "LAB_APP_DIR": str(cfg.app_dir),
+            **({INTERFACE_ENV: cfg.app_interface} if cfg.app_interface else {})}
 
 
 def runnable(variants: dict[str, catalog.ServerVariant],
@@ -98,6 +102,7 @@ def record() -> dict | None:
     reqs = Path(cfg.app_requirements) if cfg.app_requirements else None
     return {
         "app": cfg.app, "app_dir": str(cfg.app_dir), "app_dir_sha256": digest(Path(cfg.app_dir)),
+        "interface": cfg.app_interface or None,
         "requirements": str(reqs) if reqs else None,
         "requirements_text": reqs.read_text() if reqs and reqs.is_file() else None,
     }
@@ -115,7 +120,20 @@ def prepare(python: str = sys.executable, log: Callable[[str], None] = print) ->
         raise LabError(f"APP_DIR={cfg.app_dir} is not a directory: point it at the folder APP imports from")
     if cfg.app_requirements:
         install(Path(cfg.app_requirements), python, log)
-    check_import(python)
+    os.environ[INTERFACE_ENV] = check_import(python)
+
+
+def detect_interface() -> None:
+    """LAB_APP_INTERFACE for a command that starts nothing itself (a matrix against a lab
+    that is up): what the app is decides each server's command line that results record.
+    Left unset when the app does not import here; the command that starts servers says why."""
+    cfg = config.get()
+    if not cfg.app or cfg.app_interface or cfg.inside:
+        return
+    try:
+        os.environ[INTERFACE_ENV] = check_import(sys.executable)
+    except LabError:
+        pass
 
 
 def install(requirements: Path, python: str, log: Callable[[str], None]) -> None:
@@ -186,15 +204,23 @@ def compose_environment() -> dict[str, str]:
     if cfg.targets:
         out["LAB_TARGETS"] = str(Path(cfg.targets).resolve())
         out["LAB_TARGETS_HOST_DIR"] = str(Path(cfg.targets).resolve().parent)
+    if cfg.app_interface:
+        out[INTERFACE_ENV] = cfg.app_interface
+    if cfg.locustfile:
+        out["LAB_LOCUSTFILE"] = str(Path(cfg.locustfile).resolve())
+        out["LAB_LOCUSTFILE_HOST_DIR"] = str(Path(cfg.locustfile).resolve().parent)
     if cfg.app_requirements:
         out["LAB_APP_REQUIREMENTS"] = str(Path(cfg.app_requirements).resolve())
     return out
 
 
-def check_import(python: str) -> None:
-    """Imports ``labwrap:app`` as a server would (same Python, same folder, same variables)."""
+def check_import(python: str) -> str:
+    """Imports ``labwrap:app`` as a server would (same Python, same folder, same variables);
+    what the app is (asgi or wsgi) comes back, and is set as LAB_APP_INTERFACE for the lab's
+    processes: servers/catalog.toml's ``wsgi`` then picks each server's way of running it."""
     try:
-        res = subprocess.run([python, "-c", "import labwrap"], cwd=paths.APP_DIR,
+        res = subprocess.run([python, "-c", "import labwrap; print('interface=' + labwrap.app.kind)"],
+                             cwd=paths.APP_DIR,
                              env={**os.environ, **environment()}, capture_output=True, text=True,
                              timeout=IMPORT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -203,3 +229,7 @@ def check_import(python: str) -> None:
         lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip()]
         said = next((ln for ln in reversed(lines) if ln.startswith("labwrap:")), lines[-1] if lines else "")
         raise LabError(said or f"APP={config.get().app} does not import (exit {res.returncode})")
+    found = [ln.split("=", 1)[1] for ln in res.stdout.splitlines() if ln.startswith("interface=")]
+    if not found:
+        raise LabError(f"APP={config.get().app}: the wrapper said nothing about the app's interface")
+    return found[-1]

@@ -24,7 +24,7 @@ from asgilab.tools.probe import empty_reason_phrase
 
 if TYPE_CHECKING:
     from asgilab.runtime.base import Liveness
-    from asgilab.tools import h2load, locust
+    from asgilab.tools import h2load, locust, oha
     from asgilab.tools.probe import ProbeResult
     from asgilab.topology import Route
 
@@ -95,7 +95,7 @@ def from_lab_error(error: str) -> Verdict:
 def expected_server_http_version(route: Route) -> str:
     """The HTTP version the server itself must see: the upstream hop's, or the client's."""
     if route.proxy == "direct":
-        return "2" if route.is_h2 else "1.1"
+        return "3" if route.client == "h3" else "2" if route.is_h2 else "1.1"
     return "1.1" if route.upstream == "h1" else "2"
 
 
@@ -225,6 +225,45 @@ def from_h2load(
     )
 
 
+def oha_said(s: oha.Summary) -> str:
+    statuses = ", ".join(f"{k} ×{n}" for k, n in sorted(s.statuses.items())) or "no responses"
+    errors = "; ".join(f"{k} ×{n}" for k, n in sorted(s.errors.items(), key=lambda kv: -kv[1])[:3])
+    return f"oha: {statuses}" + (f"; errors: {errors}" if errors else "")
+
+
+def from_oha_debug(d: oha.Debug, route: Route) -> Verdict | None:
+    """oha's one ``--debug`` request to the app's ``/_lab/info`` before a cell: the response
+    came over the route's protocol and the app saw the HTTP version the route claims (the
+    upstream hop's behind a proxy). None: go ahead."""
+    if d.status is None:
+        return None  # no answer to oha: the load run's errors, and their second opinion, tell
+    want = "h2" if route.negotiated == "h2c" else route.negotiated
+    if d.version != want:
+        return Verdict(Status.INVALID, f"oha's response came over {d.version}; the route claims "
+                                       f"{route.negotiated}: oha was not asked for what it measured")
+    import json
+
+    try:
+        seen = json.loads(d.body).get("http_version")
+    except (json.JSONDecodeError, AttributeError):
+        seen = None
+    if seen is not None and seen != expected_server_http_version(route):
+        return Verdict(Status.INVALID, f"behind oha's {d.version} the app saw HTTP/{seen}; the route "
+                                       f"claims HTTP/{expected_server_http_version(route)} at the server")
+    return None
+
+
+def from_oha(s: oha.Summary, warmup: oha.Summary | None = None) -> Judgement:
+    """Every response of the run (and of its warm-up) a 2xx, no error: requests that the end
+    of the window cut (oha's "aborted due to deadline") are no error. oha speaks only the
+    version it was told, so failures are the route's or oha's: a second opinion."""
+    runs = [x for x in (warmup, s) if x is not None]
+    if all(r.failed == 0 for r in runs) and s.succeeded > 0:
+        return ok()
+    said = oha_said(s) if s.failed or not s.succeeded else "warm-up " + oha_said(warmup)
+    return SecondOpinion(said, tool_may_be_wrong=False)
+
+
 def locust_said(res: locust.Result) -> str:
     o = res.outcomes
     top = "; ".join(f"{e['error'][:120]} ×{e['occurrences']}" for e in res.errors[:3])
@@ -233,10 +272,18 @@ def locust_said(res: locust.Result) -> str:
             + (f" ({top})" if top else ""))
 
 
-def from_locust(res: locust.Result, route: Route, want: str) -> Judgement:
-    """``want``: the HTTP version every response must have come over (HTTP/1.1, HTTP/2)."""
+def from_locust(res: locust.Result, route: Route, want: str, own_users: bool = False) -> Judgement:
+    """``want``: the HTTP version every response must have come over (HTTP/1.1, HTTP/2).
+    ``own_users``: the requests came from a user's locustfile, whose client the lab did not
+    choose: a response over another version is that client's doing, so no verdict."""
     versions = {v: n for v, n in res.versions.items() if n}
     others = {v: n for v, n in versions.items() if v != want}
+    if others and own_users:
+        seen = ", ".join(f"{v} ×{n}" for v, n in sorted(others.items()))
+        return Verdict(Status.INVALID, f"your locustfile's client got responses over {seen}; the route "
+                                       f"claims {route.negotiated} ({want}): its users' client decides the "
+                                       "protocol, so the lab cannot tell the route's figure (the lab's "
+                                       "targets user measures every protocol)")
     if others:
         seen = ", ".join(f"{v} ×{n}" for v, n in sorted(others.items()))
         if not versions.get(want):
@@ -246,7 +293,10 @@ def from_locust(res: locust.Result, route: Route, want: str) -> Judgement:
                                        f"{seen}; the route claims {want} only")
     bad = res.outcomes.get("status", 0) + res.outcomes.get("error", 0) + res.outcomes.get("protocol", 0)
     if bad or res.failures:
-        return SecondOpinion(locust_said(res), sample="\n".join(e["error"] for e in res.errors[:10]))
+        # A user's locustfile may fail on its own (its client, its checks): if httpx then
+        # gets verified answers, the cell is invalid rather than the route's failure.
+        return SecondOpinion(locust_said(res), tool_may_be_wrong=own_users,
+                             sample="\n".join(e["error"] for e in res.errors[:10]))
     if res.succeeded == 0 or not res.req_per_s:
         return Verdict(Status.FAILED, f"{locust_said(res)}: no verified response in the measurement window")
     return ok()

@@ -3,6 +3,14 @@
 - ``PageUser`` / ``PageUserH2``: open ``/``, fire its 24 ``/message/{i}?delay=D`` calls at
   once, think, repeat. Each journey is also recorded as a ``PAGE`` entry ("24 calls").
 - ``ApiUser`` / ``ApiUserH2``: ``GET /query`` (``--lab-path``) back to back.
+- ``TargetsUser`` / ``TargetsUserH2``: the user's TARGETS (``--lab-targets``, JSON) as weighted
+  tasks: each request picks one by its weight, with its method, headers, body and the status
+  it must answer.
+- A user's own locustfile (``LOCUSTFILE=``) runs beside this file (``-f lab.py,theirs.py``)
+  with ``ASGILAB_LOCUST_OWN_USERS=1`` in the environment of the process that picks the user
+  classes (the master): the lab's classes are then abstract and theirs run. With
+  ``--lab-own-users`` (an option, so workers get it too) every request they fire is judged
+  here from its response (status and HTTP version), as the lab's own are.
 
 ``ApiUser``/``PageUser`` are Locust's FastHttpUser (geventhttpclient, HTTP/1.1 only; the page
 user opens 6 connections, as a browser does). The ``…H2`` users wrap ``httpx.Client``: h2c
@@ -25,8 +33,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from collections import Counter
+from pathlib import Path
 
 import gevent
 import httpx
@@ -51,6 +61,24 @@ EXPECTED = {
 }
 
 
+# Set by the driver for a user's own locustfile: the lab's users step aside (abstract).
+# Read at import: Locust picks the classes before it parses the options.
+OWN_USERS = os.environ.get("ASGILAB_LOCUST_OWN_USERS") == "1"
+# The lab's CA for a user's HttpUser clients, as a browser of the lab trusts it: Locust's
+# HttpUser ignores REQUESTS_CA_BUNDLE (trust_env = False), so its sessions get it here.
+OWN_CA = os.environ.get("ASGILAB_LOCUST_CA", "")
+if OWN_USERS and OWN_CA:
+    from locust.clients import HttpSession
+
+    _session_init = HttpSession.__init__
+
+    def _trusting_init(self, *args, **kwargs) -> None:
+        _session_init(self, *args, **kwargs)
+        self.verify = OWN_CA
+
+    HttpSession.__init__ = _trusting_init
+
+
 class LabFailure(Exception):
     """A response that does not count: wrong status class or wrong protocol."""
 
@@ -71,6 +99,11 @@ def _options(parser) -> None:
                         help="seconds after all users run before the stats are reset")
     parser.add_argument("--lab-duration", type=float, default=0.0, env_var="LAB_LOCUST_DURATION",
                         help="stop this many seconds after the warm-up (0: run until -t or the UI stops)")
+    parser.add_argument("--lab-targets", default="", env_var="LAB_LOCUST_TARGETS", include_in_web_ui=False,
+                        help="the targets user's requests: JSON list of {name, method, path, headers, "
+                             "body_file, expect, weight}")
+    parser.add_argument("--lab-own-users", action="store_true", default=False, include_in_web_ui=False,
+                        help="judge every request of a user's own locustfile from its response")
     parser.add_argument("--lab-summary", default="", include_in_web_ui=False,
                         help="file for the lab's summary (protocols, outcomes, CPU); master or one process")
 
@@ -122,8 +155,10 @@ TALLY = Tally()
 _master: dict = {"outcomes": Counter(), "versions": Counter(), "workers": {}, "window": {}}
 
 
-def judge(status: int | None, version: str | None, protocol: str, error: Exception | None) -> str | None:
-    """Why a response does not count, or None when it does."""
+def judge(status: int | None, version: str | None, protocol: str, error: Exception | None,
+          expect: int | None = None) -> str | None:
+    """Why a response does not count, or None when it does. ``expect``: the one status a
+    target must answer (None: any 2xx)."""
     want = EXPECTED[protocol][1]
     if error is not None:
         TALLY.outcomes["error"] += 1
@@ -132,7 +167,10 @@ def judge(status: int | None, version: str | None, protocol: str, error: Excepti
     if version != want:
         TALLY.outcomes["protocol"] += 1
         return f"wrong protocol: response over {version}, the route claims {protocol} ({want})"
-    if status is None or not 200 <= status < 300:
+    if expect is not None and status != expect:
+        TALLY.outcomes["status"] += 1
+        return f"status {status}: the target expects {expect}"
+    if expect is None and (status is None or not 200 <= status < 300):
         TALLY.outcomes["status"] += 1
         return f"status {status}: only 2xx count"
     TALLY.outcomes["ok"] += 1
@@ -140,11 +178,43 @@ def judge(status: int | None, version: str | None, protocol: str, error: Excepti
 
 
 # -- the journeys -------------------------------------------------------------------------
-class Journeys:
-    """Tasks shared by both client families; ``fetch(path, name) -> bool`` differs."""
+class Target:
+    """One of the user's requests, as ``--lab-targets`` gives it; the body read once."""
 
-    def fetch(self, path: str, name: str | None = None) -> bool:
+    def __init__(self, raw: dict) -> None:
+        self.name, self.path = raw["name"], raw["path"]
+        self.method = raw.get("method", "GET")
+        self.headers = dict(raw.get("headers") or {})
+        self.expect = raw.get("expect")
+        self.weight = int(raw.get("weight", 1))
+        body_file = raw.get("body_file")
+        self.body = Path(body_file).read_bytes() if body_file else None
+
+
+_targets: list[Target] = []
+
+
+def targets(environment) -> list[Target]:
+    if not _targets:
+        raw = _opt(environment, "lab_targets", "")
+        if not raw:
+            raise LabFailure("the targets user needs --lab-targets")
+        _targets.extend(Target(t) for t in json.loads(raw))
+    return _targets
+
+
+class Journeys:
+    """Tasks shared by both client families; ``fetch(path, name, ...) -> bool`` differs."""
+
+    def fetch(self, path: str, name: str | None = None, method: str = "GET", headers: dict | None = None,
+              body: bytes | None = None, expect: int | None = None) -> bool:
         raise NotImplementedError
+
+    def target(self) -> None:
+        """One of the user's targets, picked by weight; the request is named after it."""
+        ts = targets(self.environment)
+        t = random.choices(ts, weights=[t.weight for t in ts])[0]
+        self.fetch(t.path, t.name, t.method, t.headers, t.body, t.expect)
 
     @property
     def protocol(self) -> str:
@@ -178,13 +248,14 @@ class Journeys:
 
 
 class FastJourneys(Journeys):
-    def fetch(self, path: str, name: str | None = None) -> bool:
-        with self.client.get(path, name=name, catch_response=True) as r:
-            inner = getattr(r, "_response", None)
-            version = inner.version if inner is not None else None
+    def fetch(self, path: str, name: str | None = None, method: str = "GET", headers: dict | None = None,
+              body: bytes | None = None, expect: int | None = None) -> bool:
+        with self.client.request(method, path, name=name, headers=headers, data=body,
+                                 catch_response=True) as r:
+            version = http_version(r)
             # FastHttpSession also sets .error for 4xx/5xx; only a missing response is an error.
             error = getattr(r, "error", None) if not r.status_code else None
-            problem = judge(r.status_code, version, self.protocol, error)
+            problem = judge(r.status_code, version, self.protocol, error, expect)
             if error is not None:
                 r.failure(error)
             elif problem:
@@ -209,27 +280,44 @@ class HttpxJourneys(Journeys):
     def on_stop(self) -> None:
         self.http.close()
 
-    def fetch(self, path: str, name: str | None = None) -> bool:
+    def fetch(self, path: str, name: str | None = None, method: str = "GET", headers: dict | None = None,
+              body: bytes | None = None, expect: int | None = None) -> bool:
         t0 = time.perf_counter()
         status = version = None
         length = 0
         error: Exception | None = None
         try:
-            r = self.http.get(path)
+            r = self.http.request(method, path, headers=headers, content=body)
             status, version, length = r.status_code, r.http_version, len(r.content)
         except Exception as exc:  # noqa: BLE001 - every client error is a failed request
             error = exc
-        problem = judge(status, version, self.protocol, error)
+        problem = judge(status, version, self.protocol, error, expect)
         self.environment.events.request.fire(
-            request_type="GET", name=name or path, response_time=(time.perf_counter() - t0) * 1000,
+            request_type=method, name=name or path, response_time=(time.perf_counter() - t0) * 1000,
             response_length=length, context={}, url=f"{self.host}{path}",
             exception=error or (LabFailure(problem) if problem else None),
         )
         return error is None and problem is None
 
 
+def http_version(response) -> str | None:
+    """The HTTP version a response came over, from whichever client made it: Locust's
+    FastHttpUser (geventhttpclient), HttpUser (requests: ``raw.version`` 10/11) or httpx."""
+    inner = getattr(response, "_response", None)  # FastResponse, or its context manager
+    if inner is not None and isinstance(getattr(inner, "version", None), str):
+        return inner.version
+    if isinstance(getattr(response, "http_version", None), str):  # httpx
+        return response.http_version
+    raw_version = getattr(getattr(response, "raw", None), "version", None)  # requests / urllib3
+    if isinstance(raw_version, int):
+        return {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(raw_version)
+    return None
+
+
 class ApiUser(FastJourneys, FastHttpUser):
     """Plain API user over HTTP/1.1 (FastHttpUser)."""
+
+    abstract = OWN_USERS
 
     def wait_time(self) -> float:
         return 0.0
@@ -241,6 +329,8 @@ class ApiUser(FastJourneys, FastHttpUser):
 
 class PageUser(FastJourneys, FastHttpUser):
     """The page journey over HTTP/1.1 with 6 connections, as a browser does."""
+
+    abstract = OWN_USERS
 
     concurrency = BROWSER_H1_CONNECTIONS
 
@@ -255,6 +345,8 @@ class PageUser(FastJourneys, FastHttpUser):
 class ApiUserH2(HttpxJourneys, User):
     """Plain API user over httpx: h2c, h2 (or HTTP/1.1 when the route claims it)."""
 
+    abstract = OWN_USERS
+
     def wait_time(self) -> float:
         return 0.0
 
@@ -266,12 +358,51 @@ class ApiUserH2(HttpxJourneys, User):
 class PageUserH2(HttpxJourneys, User):
     """The page journey over one httpx connection: 24 streams at once on h2."""
 
+    abstract = OWN_USERS
+
     def wait_time(self) -> float:
         return self.think()
 
     @task
     def journey(self) -> None:
         self.page()
+
+
+class TargetsUser(FastJourneys, FastHttpUser):
+    """The user's targets as weighted tasks over HTTP/1.1 (FastHttpUser)."""
+
+    abstract = OWN_USERS
+
+    def wait_time(self) -> float:
+        return 0.0
+
+    @task
+    def request(self) -> None:
+        self.target()
+
+
+class TargetsUserH2(HttpxJourneys, User):
+    """The user's targets as weighted tasks over httpx: h2c, h2 (or HTTP/1.1)."""
+
+    abstract = OWN_USERS
+
+    def wait_time(self) -> float:
+        return 0.0
+
+    @task
+    def request(self) -> None:
+        self.target()
+
+
+# -- a user's own locustfile: its requests judged from their responses -------------------
+@events.request.add_listener
+def _own_request(response=None, exception=None, **_kw) -> None:
+    env = _master.get("env")
+    if env is None or not _opt(env, "lab_own_users", False):
+        return  # the lab's users judge their own responses
+    status = getattr(response, "status_code", None) if response is not None else None
+    judge(status or None, http_version(response) if response is not None else None,
+          _opt(env, "lab_protocol", "h1"), exception)
 
 
 # -- measurement window, reports, summary -------------------------------------------------
@@ -362,6 +493,7 @@ def _write_summary(environment, **_kw) -> None:
         "processes": processes,
         "workers": len(_master["workers"]),
         "user_classes": sorted(env.runner.user_classes_by_name) if env.runner else [],
+        "own_users": bool(_opt(env, "lab_own_users", False)),
         "errors": sorted(env.runner.stats.serialize_errors().values(), key=lambda e: -e["occurrences"]),
         "locust_percentiles_ms": _locust_percentiles(env.runner.stats),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from asgilab import (
     catalog,
@@ -68,10 +69,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    preset = presets.get(args.preset, args.scenarios)
+    # Scenario ids are narrowed after the targets fill them in (target-items-…, locust-own-…).
+    preset = presets.narrowed(_with_targets(presets.get(args.preset)), args.scenarios)
     if args.locust_workers is not None:
         preset = presets.with_locust_workers(preset, args.locust_workers)
-    preset = _with_targets(preset)
     if args.paths:
         preset = presets.with_paths(preset, args.paths)
     servers = cli.runnable(catalog.pick(catalog.load_servers(), args.servers or preset.servers,
@@ -133,7 +134,13 @@ def _with_targets(preset: presets.Preset) -> presets.Preset:
     found = targets.load(userapp.targets_file())
     if not cfg.targets:
         print(f"asgilab: {targets.DEFAULT}", flush=True)
-    return presets.for_targets(preset, found)
+    locustfile = None
+    if cfg.locustfile:
+        path = Path(cfg.locustfile).resolve()
+        if not path.is_file() or path.suffix != ".py":
+            raise LabError(f"LOCUSTFILE={cfg.locustfile}: not a .py file (give your locustfile's path)")
+        locustfile = str(path)
+    return presets.for_targets(preset, found, locustfile)
 
 
 def _served(cells: list) -> tuple[list, list]:

@@ -41,6 +41,8 @@ class Target:
     listeners: dict[str, Listener] = field(default_factory=dict)  # direct only: kind -> listener
     timeout: float = 3.0  # seconds for any single wait of a probe
     spawner: object | None = None  # starts private server instances (lifespan shutdown)
+    # The WebSocket echo endpoint: the lab app's, or the one a user's TARGETS names.
+    ws_path: str = "/_lab/features/ws"
 
     @property
     def direct(self) -> bool:

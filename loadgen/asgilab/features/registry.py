@@ -14,6 +14,9 @@ SCOPES = ("all", "direct")
 SHOWS = ("mark", "value")
 
 
+USER_PATH_KEYS = ("websocket",)  # keys of a TARGETS file that name a path of the user's app
+
+
 @dataclass(frozen=True)
 class Feature:
     id: str
@@ -30,6 +33,9 @@ class Feature:
     # The app's paths the probe requests ("/x/": under it; empty: another app): a variant whose
     # app serves fewer (environments.Environment.serves) shows the row n/a.
     app_paths: list[str] | None = None
+    # With APP=: the probe runs on the path of your app that TARGETS names under this key
+    # (websocket = "/ws/echo") instead of the lab app's; without one the row is n/a.
+    user_path: str | None = None
     order: int = 0
 
     def function(self) -> Callable:
@@ -76,6 +82,8 @@ def load(path=None) -> list[Feature]:
         if feature.app_paths is None:
             raise LabError(f"{source}: feature {feature.id}: say which app paths its probe requests "
                            "(app_paths = [...]; [] when it requests none of the app's)")
+        if feature.user_path not in (None, *USER_PATH_KEYS):
+            raise LabError(f"{source}: feature {feature.id}: user_path must be one of {USER_PATH_KEYS}")
         seen.add(feature.id)
         out.append(feature)
     ids = {f.id for f in out}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asgilab import catalog, config, environments, routecheck, userapp
+from asgilab import catalog, config, environments, routecheck, targets, userapp
 from asgilab.errors import LabError
 from asgilab.features import store
 from asgilab.features.model import BROKEN, NA, STATES, SUPPORTED, UNSUPPORTED, Outcome, Target
@@ -66,6 +66,7 @@ class FeatureRunner:
         self.topo = topo
         self.runtime = runtime_name
         self.ca = ca
+        self._user_paths: dict[str, str] | None = None
         self.reports_dir = reports_dir
         self.features = features
         self.tool_versions = tool_versions or {}
@@ -91,7 +92,16 @@ class FeatureRunner:
         routes = {r.client: r for r in self.topo.routes if r.server == pair.server and r.path == pair.path}
         listeners = ({li.kind: li for li in self.topo.listeners if li.server == pair.server}
                      if pair.path == "direct" else {})
-        return Target(pair.server, pair.path, routes, self.ca, listeners, self.timeout, self.spawner)
+        ws = self.user_paths.get("websocket") if config.get().app else None
+        return Target(pair.server, pair.path, routes, self.ca, listeners, self.timeout, self.spawner,
+                      **({"ws_path": ws} if ws else {}))
+
+    @property
+    def user_paths(self) -> dict[str, str]:
+        """The paths of a user's app its TARGETS names (websocket = ...)."""
+        if self._user_paths is None:
+            self._user_paths = targets.user_paths(userapp.targets_file()) if config.get().app else {}
+        return self._user_paths
 
     # -- checks before probing -----------------------------------------------------------------
     def check_listeners(self, servers: list[str]) -> None:
@@ -143,7 +153,14 @@ class FeatureRunner:
         serve (the talk's 2021 app has no feature endpoints); None when it serves them."""
         app = config.get().app
         env_name = self.variants[server].environment
-        if app:  # the wrapper answers the lab's two endpoints; the rest is the user's app
+        if app and feature.user_path:  # a path of the user's app, if TARGETS names one
+            if feature.user_path in self.user_paths:
+                return None
+            missing = feature.app_paths or []
+            reason = (f"APP={app}: name an endpoint of your app for this probe in TARGETS "
+                      f"({feature.user_path} = \"/path\")")
+            where = f"{server} runs your app behind servers/app/labwrap.py"
+        elif app:  # the wrapper answers the lab's two endpoints; the rest is the user's app
             missing = feature.needs_unserved(lambda p: p in userapp.WRAPPER_PATHS)
             reason = f"APP={app}: the probe needs the lab app's endpoints, which your app does not have"
             where = f"{server} runs your app behind servers/app/labwrap.py"

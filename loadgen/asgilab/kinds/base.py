@@ -78,8 +78,12 @@ class Kind:
         serves fewer (the talk's 2021 app) leaves the cell n/a instead of failing it."""
         raise NotImplementedError
 
+    def tool_for(self, s: Scenario) -> str:
+        """The load tool a scenario runs (results' ``tool``; a kind may let scenarios choose)."""
+        return self.tool
+
     # -- running a cell ------------------------------------------------------------------
-    def before(self, cell: Cell) -> Verdict | None:
+    def before(self, cell: Cell, ctx: Context | None = None) -> Verdict | None:
         """A verdict that needs no run (a protocol this tool cannot speak)."""
         return None
 

@@ -115,7 +115,7 @@ class BrowserKind(Kind):
             self._session.close()
             self._session = None
 
-    def before(self, cell: Cell) -> verdicts.Verdict | None:
+    def before(self, cell: Cell, ctx: Context | None = None) -> verdicts.Verdict | None:
         if cell.route.client == "h2c":
             return verdicts.tool_cannot_speak("Chromium", "h2c", H2C_REASON)
         return None

@@ -1,5 +1,10 @@
 """Kinds run by h2load: ``load`` (one endpoint, -n or -D) and ``page24`` (the talk's page:
-24 requests over 6 HTTP/1.1 connections or one h2 connection with 24 streams)."""
+24 requests over 6 HTTP/1.1 connections or one h2 connection with 24 streams).
+
+A ``load`` scenario may choose oha instead (``tool = "oha"``): the same cell, the same
+scenario id, the ``tool`` field of the result (and a ``~oha`` on the cell id) telling them
+apart, verified as strictly (every response 2xx, the protocol checked once per cell with
+oha's ``--debug`` against the app's ``/_lab/info``)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from pathlib import Path
 from asgilab import kinds, stats, verdicts
 from asgilab.kinds.base import RAW_OUTPUT_LIMIT, STATIC_PATH, Context, Kind, Recheck, Run, tail
 from asgilab.planning import PAGE_CALLS, PAGE_H1_CONNECTIONS, Cell, page_urls
-from asgilab.tools import h2load, h2load_log, probe
+from asgilab.tools import h2load, h2load_log, oha, probe
 from asgilab.topology import Route
 
 RECHECK_ATTEMPTS = 20
 RECHECK_TIMEOUT_S = 13.0  # per request, as before kinds had parameters of their own
+TOOLS = ("h2load", "oha")
+DEFAULT_TOOL = "h2load"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class LoadParams:
     headers: tuple = ()  # ((name, value), ...)
     body_file: str | None = None
     expect: int | None = None  # the status it must answer (None: any 2xx)
+    tool: str = DEFAULT_TOOL  # h2load | oha
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,14 @@ class LoadKind(_H2load):
     def app_paths(self, params) -> tuple[str, ...]:
         return (params.path,)
 
+    def validate(self, params: LoadParams) -> str | None:
+        if params.tool not in TOOLS:
+            return f"tool must be one of {', '.join(TOOLS)}"
+        return None
+
+    def tool_for(self, s) -> str:
+        return s.params.tool
+
     def scenario_id(self, s) -> str:
         p = s.params
         parts = [f"target-{p.target}" if p.target else (p.path.strip("/").replace("/", "-") or "root")]
@@ -124,10 +140,15 @@ class LoadKind(_H2load):
         extra = f" --rps {p.rps:g}" if p.rps else ""
         extra += f" POST {p.body_size} B" if p.body_size else ""
         runs = f", {s.repeat} runs" if s.repeat > 1 else ""
+        if p.tool == "oha":
+            size = f" -n {p.requests}" if not p.duration else f" -z {p.duration:g}s"
+            size += f" (after a {p.warmup:g} s warm-up run)" if p.warmup else ""
+            tool = f"oha -c {p.clients}{size} -p {p.streams}"
+        else:
+            tool = f"h2load -c {p.clients}{size} -m {p.streams}"
         if p.target:
-            return (f"target {p.target}: {p.method} {p.path}, h2load -c {p.clients}{size} "
-                    f"-m {p.streams}{extra}{runs}")
-        return f"h2load -c {p.clients}{size} -m {p.streams}{extra} {p.path}{runs}"
+            return f"target {p.target}: {p.method} {p.path}, {tool}{extra}{runs}"
+        return f"{tool}{extra} {p.path}{runs}"
 
     def log_file(self, ctx: Context, cell: Cell) -> str | None:
         # Percentiles come from per-request logs on sustained cells.
@@ -149,10 +170,15 @@ class LoadKind(_H2load):
         p = cell.scenario.params
         return p.clients * p.streams if p.duration else None
 
-    def before(self, cell: Cell) -> verdicts.Verdict | None:
+    def before(self, cell: Cell, ctx: Context | None = None) -> verdicts.Verdict | None:
         """A target answers what it must before it is loaded: h2load counts status classes
-        only, so an exact ``expect`` (201, say) is checked here, over the route's protocol."""
+        only, so an exact ``expect`` (201, say) is checked here, over the route's protocol.
+        oha first makes one ``--debug`` request to ``/_lab/info``: the protocol it speaks."""
         p = cell.scenario.params
+        if p.tool == "oha":
+            found = _oha_debug(cell, ctx.ca if ctx else None)
+            if found is not None:
+                return found
         if not p.target:
             return None
         rc = self.recheck(cell)
@@ -174,6 +200,70 @@ class LoadKind(_H2load):
     def ceiling_cell(self, cell: Cell, target: Route) -> Cell:
         return Cell(cell.scenario.with_(path=STATIC_PATH, body_size=None, repeat=1, target="", method="GET",
                                         headers=(), body_file=None), target)
+
+    # -- oha ---------------------------------------------------------------------------------
+    def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:
+        if cell.scenario.params.tool != "oha":
+            return super().run_once(ctx, cell, index)
+        p, r = cell.scenario.params, cell.route
+        binary = oha.require()
+        data = p.body_file or (_body(ctx, p.body_size) if p.body_size else None)
+        method = "POST" if p.body_size and not p.target else p.method
+
+        def argv(duration: float | None, requests: int | None) -> list[str]:
+            return oha.command(r.url(p.path), r.client, p.clients, p.streams, duration_s=duration,
+                               requests=requests, binary=binary, ca=ctx.ca if r.scheme == "https" else None,
+                               method=method, headers=list(p.headers), body_file=data, rps=p.rps)
+
+        warm = None
+        one: dict = {"run": index + 1}
+        if p.warmup:
+            ran = h2load.run(argv(p.warmup, None), timeout_s=p.timeout_s + p.warmup)
+            one["warmup_command"] = ran.argv
+            if ran.timed_out:
+                return Run(one, verdicts.from_timeout("oha (warm-up)", p.timeout_s + p.warmup,
+                                                      tail(ran.output)))
+            try:
+                warm = oha.parse(ran.output)
+            except oha.ParseError as exc:
+                return Run(one, verdicts.from_unreadable("oha", str(exc), ran.returncode,
+                                                         sample=tail(ran.output)))
+            one["warmup"] = {"statuses": warm.to_dict()["statuses"], "errors": warm.errors,
+                             "req_per_s": round(warm.req_per_s, 1)}
+        cmd = argv(p.duration, None if p.duration else p.requests)
+        limit = p.timeout_s + (p.duration or 0)
+        ran = h2load.run(cmd, timeout_s=limit)
+        one.update(command=cmd, raw_output=ran.output[-RAW_OUTPUT_LIMIT:],
+                   loadgen_cpu_pct=round(ran.cpu_pct, 1), wall_s=round(ran.wall_s, 3))
+        if ran.timed_out:
+            return Run(one, verdicts.from_timeout("oha", limit, tail(ran.output)))
+        try:
+            summary = oha.parse(ran.output)
+        except oha.ParseError as exc:
+            return Run(one, verdicts.from_unreadable("oha", str(exc), ran.returncode,
+                                                     sample=tail(ran.output)))
+        one.update(figures=summary.to_dict(), negotiated_protocol=r.negotiated, succeeded=summary.succeeded,
+                   failed=summary.failed, finished_ms=round(summary.total_s * 1000, 3),
+                   req_per_s=summary.req_per_s, _oha_percentiles=summary.percentiles_ms)
+        return Run(one, verdicts.from_oha(summary, warm))
+
+    def fold(self, result: dict, runs: list[dict]) -> None:
+        if not any("_oha_percentiles" in r for r in runs):
+            super().fold(result, runs)
+            return
+        # oha reports percentiles, not requests: the median of each over the runs.
+        result["finished_ms"] = statistics.median(r["finished_ms"] for r in runs)
+        keys = [k for k in runs[0]["_oha_percentiles"] if all(k in r["_oha_percentiles"] for r in runs)]
+        result["percentiles_ms"] = {k: round(statistics.median(r["_oha_percentiles"][k] for r in runs), 3)
+                                    for k in keys} or None
+        result["percentiles_from"] = "median over the runs of oha's per-run percentiles"
+        result["loadgen_cpu_pct"] = max(r["loadgen_cpu_pct"] for r in runs)
+
+    def describe(self, cell: Cell) -> dict:
+        if cell.scenario.params.tool != "oha":
+            return {}
+        return {"oha": {"flags": oha.PROTOCOL_FLAGS[cell.route.client]},
+                "versions": oha.describe(oha.binary())}
 
 
 @kinds.register
@@ -205,6 +295,16 @@ def page_argv(cell: Cell, binary: str = "h2load") -> list[str]:
     clients, streams = (1, PAGE_CALLS) if r.is_h2 else (PAGE_H1_CONNECTIONS, 1)
     return h2load.command(page_urls(r, delay), r.client, clients, PAGE_CALLS, streams,
                           inactivity_timeout_s=delay + 15, binary=binary)
+
+
+def _oha_debug(cell: Cell, ca: str | None) -> verdicts.Verdict | None:
+    """oha's own look at the route: one request to ``/_lab/info`` (``--debug``)."""
+    r = cell.route
+    cmd = oha.debug_command(r.url("/_lab/info"), r.client, oha.require(), ca if r.scheme == "https" else None)
+    ran = h2load.run(cmd, timeout_s=30)
+    if ran.timed_out:
+        return None  # the load run, bounded, tells
+    return verdicts.from_oha_debug(oha.parse_debug(ran.output), r)
 
 
 def _headers(p: LoadParams) -> list[tuple[str, str]]:

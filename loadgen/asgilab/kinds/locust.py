@@ -8,10 +8,12 @@ median of its runs, their spread, and percentiles from Locust's merged histogram
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from asgilab import config, kinds, stats, verdicts
 from asgilab.kinds.base import RAW_OUTPUT_LIMIT, STATIC_PATH, Context, Kind, Recheck, Run, tail
@@ -20,7 +22,7 @@ from asgilab.tools import locust
 from asgilab.topology import Route
 
 RECHECK_ATTEMPTS = 20
-USER_CLASSES = ("api", "page")
+USER_CLASSES = ("api", "page", "targets", locust.OWN)
 # HTTP version + scheme -> the negotiated-protocol names the rest of the lab uses.
 NEGOTIATED = {("HTTP/2", "http"): "h2c", ("HTTP/2", "https"): "h2",
               ("HTTP/1.1", "http"): "http/1.1", ("HTTP/1.1", "https"): "http/1.1"}
@@ -28,7 +30,7 @@ NEGOTIATED = {("HTTP/2", "http"): "h2c", ("HTTP/2", "https"): "h2",
 
 @dataclass(frozen=True)
 class LocustParams:
-    user_class: str = "api"  # which user of the locustfile (api | page)
+    user_class: str = "api"  # which user of the locustfile (api | page | targets | own)
     path: str = "/query"  # api user: the endpoint it requests back to back
     users: int = 10  # simulated users
     spawn_rate: float = 10.0  # users started per second
@@ -37,16 +39,26 @@ class LocustParams:
     duration: float | None = None  # seconds measured (default 10)
     warmup: float | None = None  # seconds before the measurement window
     workers: int = 0  # 0 = one process; N = a master and N worker processes
+    # targets user: the user's TARGETS as JSON (presets with per_target = true fill it in);
+    # own: a user's LOCUSTFILE, whose users run instead of the lab's (on the same targets).
+    targets: str = ""
+    locustfile: str | None = None
 
 
-def plan(cell: Cell, out_prefix: str, port_base: int) -> locust.Plan:
+def target_list(params: LocustParams) -> list[dict]:
+    return json.loads(params.targets) if params.targets else []
+
+
+def plan(cell: Cell, out_prefix: str, port_base: int, ca: str | None = None) -> locust.Plan:
     p, r = cell.scenario.params, cell.route
     return locust.Plan(
-        host=r.url(""), protocol=r.client, user_classes=(locust.user_class(p.user_class, r.client),),
+        host=r.url(""), protocol=r.client,
+        user_classes=() if p.user_class == locust.OWN else (locust.user_class(p.user_class, r.client),),
         users=p.users, spawn_rate=p.spawn_rate, out_prefix=out_prefix, path=p.path,
         delay=p.delay, think=p.think, warmup=p.warmup or 0.0, duration=p.duration or 10.0,
         workers=p.workers, master_port=locust.master_port(port_base),
-        master_bind=config.get().locust_master_bind,
+        master_bind=config.get().locust_master_bind, targets=p.targets,
+        own_locustfile=p.locustfile if p.user_class == locust.OWN else None, ca=ca,
     )
 
 
@@ -67,9 +79,13 @@ class LocustKind(Kind):
     def validate(self, params: LocustParams) -> str | None:
         if params.user_class not in USER_CLASSES:
             return f"locust user_class must be one of {', '.join(USER_CLASSES)}"
+        if params.user_class == locust.OWN and not params.locustfile:
+            return "locust user_class own runs a user's locustfile: give LOCUSTFILE="
         return None
 
     def app_paths(self, params) -> tuple[str, ...]:
+        if params.user_class in ("targets", locust.OWN):
+            return tuple(t["path"] for t in target_list(params))
         return (params.path,) if params.user_class == "api" else ("/", "/message/")
 
     def scenario_id(self, s) -> str:
@@ -77,6 +93,8 @@ class LocustKind(Kind):
         parts = [f"locust-{p.user_class}-u{p.users}-d{p.duration or 0:g}"]
         if p.user_class == "page":
             parts.append(f"delay{p.delay:g}-think{p.think:g}")
+        elif p.user_class in ("targets", locust.OWN):
+            pass  # the targets are the app's: the scenario id stays one per user class
         elif p.path != "/query":
             parts.append(p.path.strip("/").replace("/", "-") or "root")
         if p.workers:
@@ -89,14 +107,21 @@ class LocustKind(Kind):
         p = s.params
         runs = f", {s.repeat} runs" if s.repeat > 1 else ""
         procs = f", {p.workers} worker{'s' if p.workers > 1 else ''}" if p.workers else ""
-        what = (f"page user (/ + 24 × /message at {p.delay:g} s, think {p.think:g} s)"
-                if p.user_class == "page" else f"API user ({p.path})")
+        if p.user_class == "page":
+            what = f"page user (/ + 24 × /message at {p.delay:g} s, think {p.think:g} s)"
+        elif p.user_class == "targets":
+            what = "your targets as weighted tasks (" + ", ".join(
+                f"{t['name']} ×{t.get('weight', 1)}" for t in target_list(p)) + ")"
+        elif p.user_class == locust.OWN:
+            what = f"your locustfile {os.path.basename(p.locustfile or '')}"
+        else:
+            what = f"API user ({p.path})"
         return f"Locust {what}, {p.users} users, {p.duration or 0:g} s{procs}{runs}"
 
     def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:
         work = ctx.work_dir / f"locust-{os.getpid()}-{index}"
         shutil.rmtree(work, ignore_errors=True)
-        the_plan = plan(cell, str(work / "out"), ctx.port_base)
+        the_plan = plan(cell, str(work / "out"), ctx.port_base, ctx.ca)
         try:
             ran = locust.run(the_plan, work, spawn_workers=not locust.external_workers())
             one: dict = {
@@ -127,13 +152,19 @@ class LocustKind(Kind):
             loadgen_cpu_pct=res.loadgen_cpu_pct, processes=res.processes,
             workers=res.summary.get("workers", 0), _histogram=hist, _page_histogram=page_hist,
         )
-        judgement = verdicts.from_locust(res, cell.route, locust.EXPECTED_VERSION[cell.route.client])
+        judgement = verdicts.from_locust(res, cell.route, locust.EXPECTED_VERSION[cell.route.client],
+                                         own_users=cell.scenario.params.user_class == locust.OWN)
         if isinstance(judgement, verdicts.SecondOpinion) and not judgement.sample:
             judgement.sample = tail(ran.output)
         return Run(one, judgement)
 
     def recheck(self, cell: Cell) -> Recheck:
         p = cell.scenario.params
+        if p.user_class in ("targets", locust.OWN) and target_list(p):
+            t = target_list(p)[0]  # the first target, as the user wrote it
+            body = Path(t["body_file"]).read_bytes() if t.get("body_file") else None
+            return Recheck(cell.route.url(t["path"]), RECHECK_ATTEMPTS, p.delay + 10, t.get("method", "GET"),
+                           body, tuple(sorted((t.get("headers") or {}).items())))
         if p.user_class == "api":
             return Recheck(cell.route.url(p.path), RECHECK_ATTEMPTS, p.delay + 10)
         return Recheck(page_urls(cell.route, p.delay)[0], 3, p.delay + 10)
@@ -153,13 +184,14 @@ class LocustKind(Kind):
                        "locust_user": locust.user_class(p.user_class, cell.route.client),
                        "workers": p.workers, "think_s": p.think, "delay_s": p.delay,
                        "warmup_s": p.warmup or 0.0, "duration_s": p.duration or 10.0,
-                       "external_workers": locust.external_workers()},
+                       "external_workers": locust.external_workers(),
+                       "targets": target_list(p) or None, "locustfile": p.locustfile},
             "versions": {"locust": _version()},
         }
 
     def ceiling_cell(self, cell: Cell, target: Route) -> Cell | None:
         if cell.scenario.params.user_class != "api":
-            return None
+            return None  # the ceiling's static path stands in for one endpoint, not a mix
         return Cell(cell.scenario.with_(path=STATIC_PATH), target)
 
 

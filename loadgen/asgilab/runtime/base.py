@@ -54,10 +54,14 @@ _FRAME = re.compile(r"^\s*(File \"|Traceback |During handling|The above exceptio
 
 
 def telling_line(log: str) -> str:
-    """The one line of a start-up log that says why a process stopped: the last line that
-    names an error and is not a traceback frame, else the last line with words in it."""
+    """The one line of a start-up log that says why a process stopped: the wrapper's own
+    line about a user's app (``labwrap: ...``, written to say what to do), else the last
+    line that names an error and is not a traceback frame, else the last line with words."""
     lines = [ln.strip(" |+").strip() for ln in log.splitlines()]
     lines = [ln for ln in lines if ln and not _FRAME.match(ln)]
+    wrapper = [ln for ln in lines if ln.startswith("labwrap:")]
+    if wrapper:
+        return wrapper[-1]
     for ln in reversed(lines):
         if _TELLING.search(ln):
             return ln

@@ -312,7 +312,7 @@ class LocalRuntime(Runtime):
         while pending or ports:
             for name, proc in procs.items():
                 if not self._served(name, proc):
-                    tail = telling_line(self._log_tail(name, 40))
+                    tail = telling_line(self._log_tail(name, 200))
                     raise LabError(
                         f"{name} exited during start-up ({self._exit_of(name)}): "
                         f"{tail or 'no output'} (log: {logs / (name + '.log')})"

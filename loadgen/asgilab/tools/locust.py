@@ -28,9 +28,11 @@ LOCUSTFILE = paths.LOADGEN_DIR / "locustfiles" / "lab.py"
 PAGE_METHOD = "PAGE"  # the locustfile's journey entries; not HTTP requests
 # User classes of the locustfile: FastHttpUser (HTTP/1.1 only) or httpx (h2c, h2).
 USER_CLASSES = {
-    ("api", False): "ApiUser", ("page", False): "PageUser",
-    ("api", True): "ApiUserH2", ("page", True): "PageUserH2",
+    ("api", False): "ApiUser", ("page", False): "PageUser", ("targets", False): "TargetsUser",
+    ("api", True): "ApiUserH2", ("page", True): "PageUserH2", ("targets", True): "TargetsUserH2",
 }
+OWN = "own"  # user_class of a user's own locustfile: its classes, not the lab's
+OWN_USERS_ENV = "ASGILAB_LOCUST_OWN_USERS"  # the locustfile's switch (locustfiles/lab.py)
 # Client protocol -> the HTTP version every response must come over.
 EXPECTED_VERSION = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1", "h2c": "HTTP/2", "h2": "HTTP/2"}
 WORKERS_WAIT_S = 60  # how long a master waits for its workers
@@ -38,7 +40,10 @@ STOP_GRACE_S = 5.0
 
 
 def user_class(kind: str, client: str) -> str:
-    """HTTP/1.1 routes get Locust's FastHttpUser, h2 routes the httpx users."""
+    """HTTP/1.1 routes get Locust's FastHttpUser, h2 routes the httpx users; a user's own
+    locustfile brings its own classes."""
+    if kind == OWN:
+        return "(the locustfile's own)"
     return USER_CLASSES[(kind, client in ("h2", "h2c"))]
 
 
@@ -78,6 +83,13 @@ class Plan:
     master_port: int = 5557
     web_port: int | None = None  # interactive: the web UI instead of --headless
     web_host: str = "127.0.0.1"
+    targets: str = ""  # the targets user's requests (JSON), passed as --lab-targets
+    own_locustfile: str | None = None  # a user's locustfile: run with this one, its users only
+    ca: str | None = None  # the lab's CA, trusted by a user's locustfile's clients (as by a browser)
+
+    @property
+    def locustfiles(self) -> str:
+        return f"{LOCUSTFILE},{self.own_locustfile}" if self.own_locustfile else str(LOCUSTFILE)
 
     @property
     def run_time_s(self) -> int:
@@ -97,7 +109,7 @@ def base_argv() -> list[str]:
 
 def main_argv(plan: Plan) -> list[str]:
     """The single process, or the master; it writes the output files."""
-    argv = [*base_argv(), "-f", str(LOCUSTFILE), "-H", plan.host.rstrip("/"),
+    argv = [*base_argv(), "-f", plan.locustfiles, "-H", plan.host.rstrip("/"),
             "--lab-protocol", plan.protocol, "--lab-path", plan.path,
             f"--lab-delay={plan.delay:g}", f"--lab-think={plan.think:g}",
             f"--lab-warmup={plan.warmup:g}"]
@@ -109,6 +121,10 @@ def main_argv(plan: Plan) -> list[str]:
     else:
         argv += ["--web-host", plan.web_host, "--web-port", str(plan.web_port), "--class-picker",
                  "-u", str(plan.users), "-r", f"{plan.spawn_rate:g}"]
+    if plan.targets:
+        argv += ["--lab-targets", plan.targets]
+    if plan.own_locustfile:
+        argv += ["--lab-own-users"]
     if plan.workers:
         argv += ["--master", "--master-bind-host", plan.master_bind,
                  "--master-bind-port", str(plan.master_port)]
@@ -152,16 +168,23 @@ class Run:
         return self.processes[0].returncode
 
 
-def _env() -> dict[str, str]:
+def _env(plan: Plan) -> dict[str, str]:
     # Locust reads LOCUST_* settings and the locustfile reads LAB_LOCUST_*: a run must
-    # depend on its command line only.
-    return {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LAB_LOCUST_"))}
+    # depend on its command line (and the switches below) only.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LAB_LOCUST_"))}
+    for k in (OWN_USERS_ENV, "ASGILAB_LOCUST_CA"):
+        env.pop(k, None)
+    if plan.own_locustfile:
+        env[OWN_USERS_ENV] = "1"
+        if plan.ca:  # Locust's HttpUser (the locustfile sets it), httpx and OpenSSL
+            env.update(ASGILAB_LOCUST_CA=plan.ca, SSL_CERT_FILE=plan.ca)
+    return env
 
 
-def _spawn(role: str, argv: list[str], cwd: Path, log: Path) -> Process:
+def _spawn(role: str, argv: list[str], cwd: Path, log: Path, plan: Plan) -> Process:
     with log.open("wb") as f:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=_env())
+                                stderr=subprocess.STDOUT, start_new_session=True, env=_env(plan))
     return Process(role, argv, proc.pid, str(log))
 
 
@@ -208,12 +231,12 @@ def start(plan: Plan, work_dir: Path, spawn_workers: bool = True) -> tuple[list[
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     processes = [_spawn("master" if plan.workers else "local", main_argv(plan), work_dir,
-                        work_dir / "locust-main.log")]
+                        work_dir / "locust-main.log", plan)]
     try:
         if plan.workers and spawn_workers:
             for i in range(plan.workers):
                 processes.append(_spawn("worker", worker_argv(plan), work_dir,
-                                        work_dir / f"locust-worker{i + 1}.log"))
+                                        work_dir / f"locust-worker{i + 1}.log", plan))
     except BaseException:
         stop(processes, t0)
         raise

@@ -65,8 +65,11 @@ def check(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> ProbeResult:
-    """Sends ``attempts`` requests over one connection and records what came back."""
+    """Sends ``attempts`` requests over one connection and records what came back (over h3:
+    one QUIC connection per request, aioquic's)."""
     res = ProbeResult(url=url, client=client, attempts=attempts)
+    if client == "h3":
+        return _check_h3(res, ca, timeout, method, body, headers)
     scheme = urlsplit(url).scheme
     try:
         with _client(client, ca, timeout) as c:
@@ -86,6 +89,32 @@ def check(
         res.error = f"{type(exc).__name__}: {exc}"[:300]
     if client in ("h1", "h1-tls") and res.statuses:
         res.status_line = raw_status_line(url, ca)
+    return res
+
+
+def _check_h3(res: ProbeResult, ca: str | None, timeout: float, method: str, body: bytes | None,
+              headers: dict[str, str] | None) -> ProbeResult:
+    from asgilab.tools import quic
+
+    parts = urlsplit(res.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        for _ in range(res.attempts):
+            r = quic.get(parts.hostname, parts.port or 443, path, ca, timeout, method=method, body=body,
+                         headers=headers)
+            res.negotiated = "h3"
+            if r.status is not None:
+                res.statuses.append(r.status)
+                res.ok_2xx += 200 <= r.status < 300
+            res.headers = {k: v for k, v in r.headers.items()
+                           if k in ("server", "content-type", "content-length", "via")}
+            res.body = r.body[:2048].decode("utf-8", "replace")
+    except quic.NoAnswer as exc:  # nothing answered on the UDP port: no conclusion
+        res.error, res.answered = str(exc), False
+    except TimeoutError:
+        res.error = "QUIC handshake done, no complete HTTP/3 response in time"
+    except Exception as exc:  # noqa: BLE001 - aioquic raises its own error types
+        res.error = f"{type(exc).__name__}: {exc}"[:300]
     return res
 
 

@@ -4,85 +4,22 @@ HTTP/3 server usually sits). Supported only when the app answers and saw HTTP/3.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
 import ssl
 import time
 
-from aioquic.asyncio.client import connect as quic_connect
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import HandshakeCompleted, QuicEvent
 
 from asgilab.features.model import BROKEN, SUPPORTED, UNSUPPORTED, Endpoint, Outcome, Target, Transcript
 from asgilab.features.probes.conn import h1_exchange
+from asgilab.tools import quic
+from asgilab.tools.quic import QUIC_WAIT_S
 
 INFO = "/_lab/info"
-QUIC_WAIT_S = 1.0  # a QUIC server answers an Initial within milliseconds on loopback
-
-
-class _NoAnswer(Exception):
-    pass
-
-
-class _Client(QuicConnectionProtocol):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
-        self.tr: Transcript | None = None
-        self.headers: list | None = None
-        self.body = b""
-        self.done = asyncio.Event()
-        self.connected = asyncio.Event()
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if isinstance(event, HandshakeCompleted):
-            self.connected.set()
-            if self.tr:
-                self.tr.recv(f"QUIC handshake complete, ALPN {event.alpn_protocol}")
-        for ev in self.h3.handle_event(event):
-            if isinstance(ev, HeadersReceived):
-                self.headers = list(ev.headers)
-                if self.tr:
-                    self.tr.recv(f"HEADERS stream {ev.stream_id} " + "; ".join(
-                        f"{k.decode()}: {v.decode()[:80]}" for k, v in ev.headers[:10]))
-            elif isinstance(ev, DataReceived):
-                self.body += ev.data
-                if self.tr:
-                    self.tr.recv(f"DATA stream {ev.stream_id} ({len(ev.data)} B)")
-            if getattr(ev, "stream_ended", False):
-                self.done.set()
-
-
-async def _get(ep: Endpoint, ca: str | None, tr: Transcript, wait: float) -> tuple[int | None, bytes]:
-    config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=ep.host,
-                               idle_timeout=QUIC_WAIT_S + wait)
-    if ca:
-        config.load_verify_locations(cafile=str(ca))
-    else:
-        config.verify_mode = ssl.CERT_NONE
-    async with quic_connect(ep.host, ep.port, configuration=config, create_protocol=_Client,
-                            wait_connected=False) as client:
-        client.tr = tr
-        client.transmit()  # the Initial
-        try:
-            await asyncio.wait_for(client.connected.wait(), QUIC_WAIT_S)
-        except TimeoutError:
-            raise _NoAnswer(f"no QUIC answer on udp/{ep.port} within {QUIC_WAIT_S:g}s") from None
-        sid = client._quic.get_next_available_stream_id()
-        client.h3.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"),
-                                     (b":authority", f"{ep.host}:{ep.port}".encode()),
-                                     (b":path", INFO.encode())], end_stream=True)
-        client.transmit()
-        tr.send(f"HEADERS stream {sid} GET {INFO} (HTTP/3)")
-        await asyncio.wait_for(client.done.wait(), wait)
-        status = next((int(v) for k, v in client.headers or [] if k == b":status"), None)
-        return status, client.body
 
 
 def _quic_silence(ep: Endpoint, tr: Transcript) -> str | None:
@@ -117,8 +54,9 @@ def _try_h3(ep: Endpoint, ca: str | None, tr: Transcript, timeout: float) -> tup
         return UNSUPPORTED, silence, None
     tr.send(f"HTTP/3 client connecting to udp://{ep.host}:{ep.port}")
     try:
-        status, body = asyncio.run(asyncio.wait_for(_get(ep, ca, tr, timeout), QUIC_WAIT_S + 2 * timeout))
-    except _NoAnswer as exc:
+        got = quic.get(ep.host, ep.port, INFO, ca, timeout, on_event=tr.recv)
+        status, body = got.status, got.body
+    except quic.NoAnswer as exc:
         return UNSUPPORTED, str(exc), None
     except TimeoutError:
         return BROKEN, f"udp/{ep.port}: QUIC handshake done, no complete HTTP/3 response", None

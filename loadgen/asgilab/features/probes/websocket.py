@@ -13,7 +13,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 from asgilab.features.model import BROKEN, SUPPORTED, UNSUPPORTED, Outcome, Target, Transcript
 from asgilab.features.probes.conn import H2Client, ProbeError, connect
 
-ECHO = "/_lab/features/ws"
+ECHO = "/_lab/features/ws"  # the lab app's; Target.ws_path may name a user's app's instead
 DENY = "/_lab/features/ws-deny"
 DENIAL_STATUS = 418
 DENIAL_BODY = b"denied by the lab app"
@@ -99,7 +99,7 @@ def _open(t: Target, tr: Transcript, path: str) -> _WS | Outcome:
 
 def ws_h1(t: Target) -> Outcome:
     tr = Transcript()
-    ws = _open(t, tr, ECHO)
+    ws = _open(t, tr, t.ws_path)
     if isinstance(ws, Outcome):
         return ws
     try:
@@ -181,7 +181,7 @@ def ws_h2(t: Target) -> Outcome:
 
 
 def _ws_over_h2(c: H2Client, t: Target, tr: Transcript, client: str) -> Outcome:
-    sid = c.request(ECHO, method="CONNECT", protocol="websocket", end_stream=False,
+    sid = c.request(t.ws_path, method="CONNECT", protocol="websocket", end_stream=False,
                     headers=[("sec-websocket-version", "13")])
     c.pump(lambda: c.streams[sid].headers is not None or c.streams[sid].reset is not None or c.closed)
     st = c.streams[sid]
