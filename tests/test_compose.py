@@ -125,6 +125,23 @@ def test_quick_matrix_runs_inside_the_loadgen_container(compose_lab):
     assert statuses_match_the_record(reports, "compose") == []
 
 
+def test_oha_and_http3_run_inside_the_loadgen_container(compose_lab, tmp_path):
+    """oha from the loadgen image (offline: the host-built binary in the stand-in) over h2 and
+    over QUIC to Hypercorn's container across the Compose network; h2load's h3 cell n/a."""
+    env, up, _ = compose_lab
+    assert "hypercorn.direct.h3" in up.stdout
+    env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}
+    res = asgilab("matrix", "--preset", "smoke-h3", env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "n/a query-c4-d1-m1__hypercorn.direct.h3: h2load here" in res.stdout
+    found = {c["cell_id"]: c for c in (json.loads(p.read_text()) for p in
+                                       (tmp_path / "reports" / "results" / "compose").glob("*.json"))}
+    h3 = found["query-c4-d1-m1__hypercorn.direct.h3~oha"]
+    assert h3["status"] == "ok" and h3["route"]["host"] == "hypercorn", h3["reason"]
+    assert h3["versions"]["tools"]["oha"] == "oha 1.16.0" and h3["command"][0] == "/usr/local/bin/oha"
+    assert found["query-c4-d1-m1__hypercorn.direct.h2~oha"]["status"] == "ok"
+
+
 def test_a_killed_server_container_fails_its_cell_and_comes_back(compose_lab, tmp_path):
     env, _, _ = compose_lab
     env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}  # this run's cells only

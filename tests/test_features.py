@@ -161,7 +161,9 @@ def test_extra_listeners_come_after_every_route_port():
                                      v.params)
             for n, v in servers.items()}
     topo2 = topology.build(bare, proxies, 20000, lambda s: "127.0.0.1")
-    assert {r.id: r.port for r in topo2.routes} == {r.id: r.port for r in topo.routes}
+    # (the direct h3 routes go to the quic listeners themselves)
+    assert {r.id: r.port for r in topo2.routes} == {r.id: r.port for r in topo.routes
+                                                    if not (r.client == "h3" and r.proxy == "direct")}
 
 
 def test_store_files_are_json_per_server_and_path(stored):

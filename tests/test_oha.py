@@ -130,3 +130,21 @@ def test_the_pin_is_the_same_everywhere_it_is_written():
     assert stand_in["tag"].endswith(oha.VERSION) and stand_in["context"] == "oha"
     assert oha.CONTAINER_BINARY == "/usr/local/bin/oha"
     assert f"oha-{oha.VERSION}" in str(oha.root())
+
+
+def test_h3_cells_go_to_oha_and_a_tool_without_h3_leaves_them_na():
+    from asgilab import kinds
+    from asgilab.kinds import h2load as h2load_kind
+
+    p = presets.load_all()["h3"]
+    oha_s = next(s for s in p.scenarios if s.params.tool == "oha")
+    h2load_s = next(s for s in p.scenarios if s.params.tool == "h2load")
+    load = kinds.get("load")
+    assert load.cannot_speak(oha_s, "h3") is None and load.cannot_speak(h2load_s, "h2") is None
+    assert load.cannot_speak(h2load_s, "h3") == h2load_kind.NO_H3
+    assert "no HTTP/3" in kinds.get("locust").cannot_speak(None, "h3")
+    h3 = oha.parse((DATA / "hypercorn-h3.json").read_text())
+    # oha's own rate divides by a run that waited ~30 s for its QUIC connections to close.
+    assert h3.total_s > 30 and h3.req_per_s < 50 and h3.succeeded > 1000
+    d = oha.parse_debug((DATA / "debug-hypercorn-h3.txt").read_text())
+    assert d.version == "h3" and verdicts.from_oha_debug(d, _route("hypercorn.direct.h3")) is None

@@ -9,11 +9,19 @@ def build(**kw):
     )
 
 
-def test_every_server_has_four_direct_routes():
+def test_every_server_has_four_direct_routes_and_h3_where_it_listens_on_quic():
     t = build()
-    for server in catalog.load_servers():
+    for server, variant in catalog.load_servers().items():
         direct = {r.client for r in t.routes if r.server == server and r.proxy == "direct"}
-        assert direct == {"h1", "h1-tls", "h2c", "h2"}
+        tcp = {"h1", "h1-tls", "h2c", "h2"} if variant.runs_any_app else direct - {"h3"}
+        assert direct == tcp | ({"h3"} if "quic" in variant.commands else set()), server
+    h3 = t.route("hypercorn.direct.h3")
+    assert h3.port == t.listener("hypercorn", "quic").port and h3.scheme == "https"
+    assert h3.negotiated == "h3" and h3.url("/x").startswith("https://")
+    # At the edge, HTTP/3 only where a proxy's build has QUIC (Envoy), on a UDP port of its own.
+    assert {r.proxy for r in t.routes if r.client == "h3" and r.proxy != "direct"} == {"envoy"}
+    edge = t.route("uvicorn.envoy-h1.h3")
+    assert edge.port not in {r.port for r in t.routes if r.client != "h3"}
 
 
 def test_proxy_paths_follow_their_upstreams_and_edges():

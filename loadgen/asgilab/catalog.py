@@ -11,7 +11,8 @@ from string import Formatter
 from asgilab import config, paths
 from asgilab.errors import LabError
 
-# clear and tls serve the routes; quic and wsgi serve only the feature probes.
+# clear and tls serve the routes (quic the direct h3 route, numbered after them); wsgi serves
+# only the feature probes.
 LISTENER_KINDS = ("clear", "tls", "quic", "wsgi")
 ROUTE_LISTENER_KINDS = ("clear", "tls")
 TLS_LISTENER_KINDS = ("tls", "quic")
@@ -21,7 +22,7 @@ HEALTH_PATH = "/_lab/healthz"
 # Listeners that answer GET HEALTH_PATH with 200 once up (a wsgi listener may serve an app its
 # server cannot run: it only has to accept connections).
 HEALTH_CHECKED_KINDS = ("clear", "tls", "quic")
-CLIENT_PROTOCOLS = ("h1", "h1-tls", "h2c", "h2")
+CLIENT_PROTOCOLS = ("h1", "h1-tls", "h2c", "h2", "h3")
 UPSTREAM_PROTOCOLS = ("h1", "h2c", "h2")
 
 Param = str | int | float

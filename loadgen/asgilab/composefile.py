@@ -134,7 +134,7 @@ def generate(
         config, workdir = proxy_files(kind)
         arg, image = _image_arg(kind, root)
         proxy_services.append({
-            "name": name, "ports": ports("LAB_PORTS_" + env_name(name)),
+            "name": name, "ports": ports("LAB_PORTS_" + env_name(name)), "udp": "quic" in kind.edges,
             "image_arg": arg, "image_var": "LAB_" + arg, "image": image,
             "command": _flow(kind.argv(kind.binary, config=config, workdir=workdir, settings=settings)),
         })

@@ -12,7 +12,8 @@ from statistics import median
 
 from asgilab import crosscheck, families, stats
 
-CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS"}
+CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS",
+                "h3": "HTTP/3 over QUIC"}
 CLOSE = 0.10  # leaders closer than this are called a tie: single runs here vary by more
 
 

@@ -17,7 +17,7 @@ from asgilab.topology import PROTOCOL_LABEL
 
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
               "envoy-h1", "envoy-h2c", "envoy-h2")
-CLIENT_ORDER = ("h1", "h1-tls", "h2c", "h2")
+CLIENT_ORDER = ("h1", "h1-tls", "h2c", "h2", "h3")
 LOAD_KINDS = ("load", "locust")  # kinds whose cells are req/s figures, shown as tables and bars
 
 

@@ -12,13 +12,16 @@ from dataclasses import asdict, dataclass
 
 from asgilab.catalog import LISTENER_KINDS, ROUTE_LISTENER_KINDS, ProxyKind, ServerVariant
 
-TLS_CLIENT_PROTOCOLS = ("h1-tls", "h2")
+TLS_CLIENT_PROTOCOLS = ("h1-tls", "h2", "h3")
 # The ALPN/h2load name of the protocol a client protocol must negotiate.
-NEGOTIATED = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2c": "h2c", "h2": "h2"}
+NEGOTIATED = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2c": "h2c", "h2": "h2", "h3": "h3"}
+# HTTP/3 reaches a server's QUIC listener directly (UDP, on the listener's port number).
+QUIC_CLIENT, QUIC_LISTENER = "h3", "quic"
 # Which server listener an upstream protocol (or a direct client protocol) lands on.
 UPSTREAM_LISTENER = {"h1": "clear", "h2c": "clear", "h2": "tls"}
 DIRECT_LISTENER = {"h1": "clear", "h2c": "clear", "h1-tls": "tls", "h2": "tls"}
-PROTOCOL_LABEL = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1+TLS", "h2c": "h2c", "h2": "h2 (TLS)"}
+PROTOCOL_LABEL = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1+TLS", "h2c": "h2c", "h2": "h2 (TLS)",
+                  "h3": "HTTP/3 (QUIC)"}
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ def build(
             li = by_key.get((sname, kind))
             if li is not None:
                 routes.append(Route(sname, "direct", "", client, li.host, li.port))
+        quic = next((li for li in listeners if li.server == sname and li.kind == QUIC_LISTENER), None)
+        if quic is not None:
+            routes.append(Route(sname, "direct", "", QUIC_CLIENT, quic.host, quic.port))
         for f in frontends:
             if f.server == sname:
                 for client in proxies[f.proxy].edges[f.edge]:

@@ -89,7 +89,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             if code is None:
                 ran, skipped, na = _measure(rt, args, preset, servers, proxies)
                 code, summary = 0, f"asgilab: {ran} cells run, {skipped} skipped" + (
-                    f", {na} n/a (their server's app does not serve them)" if na else "")
+                    f", {na} n/a (each printed above with its reason)" if na else "")
     finally:
         if not config.get().inside:  # inside a container, the host writes the report
             _write_outputs(preset)
@@ -160,7 +160,15 @@ def _served(cells: list) -> tuple[list, list]:
     for cell, missing in na:
         print(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "
               f"{reasons[cell.route.server]}", flush=True)
-    return run, na
+    spoken = []
+    for cell in run:  # a tool that cannot speak the route's protocol: no cell, no verdict
+        why = kinds.get(cell.scenario.kind).cannot_speak(cell.scenario, cell.route.client)
+        if why:
+            print(f"asgilab: n/a {cell.id}: {why}", flush=True)
+            na.append((cell, []))
+        else:
+            spoken.append(cell)
+    return spoken, na
 
 
 def _write_outputs(preset: presets.Preset) -> None:

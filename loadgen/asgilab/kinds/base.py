@@ -78,6 +78,11 @@ class Kind:
         serves fewer (the talk's 2021 app) leaves the cell n/a instead of failing it."""
         raise NotImplementedError
 
+    def cannot_speak(self, s: Scenario, client: str) -> str | None:
+        """Why this scenario's tool cannot speak a route's client protocol (None: it can).
+        Such cells are n/a and never run: a tool's limit is no verdict on a server."""
+        return None
+
     def tool_for(self, s: Scenario) -> str:
         """The load tool a scenario runs (results' ``tool``; a kind may let scenarios choose)."""
         return self.tool

@@ -94,6 +94,11 @@ class BrowserKind(Kind):
     def __init__(self) -> None:
         self._session: browser.Session | None = None
 
+    def cannot_speak(self, s, client: str) -> str | None:
+        if client == "h3":
+            return "the browser experiment does not force QUIC to the lab's origin yet"
+        return None
+
     def app_paths(self, params) -> tuple[str, ...]:
         return ("/", "/message/")
 

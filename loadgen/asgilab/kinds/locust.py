@@ -83,6 +83,11 @@ class LocustKind(Kind):
             return "locust user_class own runs a user's locustfile: give LOCUSTFILE="
         return None
 
+    def cannot_speak(self, s, client: str) -> str | None:
+        if client == "h3":
+            return "Locust's users (FastHttpUser, httpx) have no HTTP/3 client"
+        return None
+
     def app_paths(self, params) -> tuple[str, ...]:
         if params.user_class in ("targets", locust.OWN):
             return tuple(t["path"] for t in target_list(params))
