@@ -73,3 +73,21 @@ def test_ideal_times_and_launch_flags():
     assert "--disable-http2" in browser.launch_args("h1-tls")
     assert "--disable-http2" not in browser.launch_args("h2")
     assert kind.timeout_s(route("h1"), 3.0, 300) < 300
+
+
+def test_http3_in_chromium_forces_quic_and_trusts_the_lab_key_by_its_hash(tmp_path):
+    from asgilab import certs
+    from asgilab.tools import browser
+
+    paths = certs.ensure(tmp_path, ["localhost", "127.0.0.1"])
+    spki = browser.spki_sha256(paths.cert)
+    args = browser.launch_args("h3", spki)
+    assert "--origin-to-force-quic-on=*" in args and f"--ignore-certificate-errors-spki-list={spki}" in args
+    assert len(spki) == 44 and spki.endswith("=")  # base64 of 32 bytes
+    assert not any("quic" in a for a in browser.launch_args("h2"))
+    import pytest
+
+    from asgilab.errors import LabError
+
+    with pytest.raises(LabError, match="spki"):
+        browser.launch_args("h3")

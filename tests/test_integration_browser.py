@@ -130,6 +130,12 @@ def test_browser_sees_six_h1_connections_against_one_h2_connection(quick_browser
     # so the ratio lands near 2.4-2.8 here; without multiplexing h2 would be far below 1.
     ratio = cells["direct.h1"]["finished_ms"] / cells["direct.h2"]["finished_ms"]
     assert ratio > 2.0, ratio
+    # HTTP/3 to Hypercorn's QUIC listener: QUIC forced, all 24 fetches over h3, one connection.
+    h3 = json.loads((reports / "results/local/browser-d0.5__hypercorn.direct.h3.json").read_text())
+    assert h3["status"] == "ok" and h3["negotiated_protocol"] == "h3", h3["reason"]
+    assert {r["protocol"] for r in h3["browser"]["requests"]} == {"h3"} and h3["succeeded"] == 24
+    assert "--origin-to-force-quic-on=*" in h3["command"]
+    assert cells["direct.h1"]["finished_ms"] / h3["finished_ms"] > 2.0
 
 
 def test_report_opens_in_a_browser_with_every_part(quick_browser, monkeypatch, tmp_path):

@@ -175,7 +175,7 @@ def browser_rows(cells: list[dict], order: list[str] | None = None) -> list[dict
             "h1": h1, "h2": h2, "ratio": ratio,
             "protocols": sorted({c["negotiated_protocol"] for c in sides.values()
                                  if c["status"] == "ok" and c.get("negotiated_protocol")}),
-            "waterfall": charts.waterfall({"h1": h1, "h2": h2}),
+            "waterfall": charts.waterfall({"h1": h1, "h2": h2, "h3": sides.get("h3")}),
         })
     return rows
 

@@ -3,8 +3,9 @@
 The browser opens ``/?delay=D``, runs the page's 24 fetches of ``/message/{i}`` and
 reports its own total. The figure counts only when all 24 responses were 2xx (the page
 parses each as JSON) and every Resource Timing entry's ``nextHopProtocol`` is the one the
-route claims: h2 over TLS for h2 routes, http/1.1 for h1 and h1-tls. Browsers do not
-speak h2c, so h2c routes are unsupported.
+route claims: h2 over TLS for h2 routes, h3 for h3 routes (QUIC forced, the lab's key
+trusted by its hash), http/1.1 for h1 and h1-tls. Browsers do not speak h2c, so h2c routes
+are unsupported.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from asgilab import kinds, verdicts
+from asgilab import certs, kinds, verdicts
 from asgilab.kinds.base import RAW_OUTPUT_LIMIT, Context, Kind, Recheck, Run
 from asgilab.planning import PAGE_CALLS, PAGE_H1_CONNECTIONS, Cell, page_urls
 from asgilab.tools import browser
 from asgilab.topology import Route
 
 # What Resource Timing's nextHopProtocol must say on each client protocol.
-EXPECTED_PROTOCOL = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2": "h2"}
+EXPECTED_PROTOCOL = {"h1": "http/1.1", "h1-tls": "http/1.1", "h2": "h2", "h3": "h3"}
+MULTIPLEXED = ("h2", "h3")  # one connection carries all 24 fetches at once
 H2C_REASON = ("browsers do not speak HTTP/2 without TLS; Chromium would fall back to HTTP/1.1 "
               "on this port")
 SLACK_S = 30.0  # launch, page load and a slow proxy on top of the page's ideal time
@@ -41,7 +44,7 @@ class BrowserParams:
 
 def ideal_ms(route: Route, delay: float) -> float:
     """Rounds of the delay a browser needs: 24 / 6 connections over HTTP/1.1, one over h2."""
-    rounds = 1 if route.is_h2 else math.ceil(PAGE_CALLS / PAGE_H1_CONNECTIONS)
+    rounds = 1 if route.client in MULTIPLEXED else math.ceil(PAGE_CALLS / PAGE_H1_CONNECTIONS)
     return rounds * delay * 1000
 
 
@@ -94,11 +97,6 @@ class BrowserKind(Kind):
     def __init__(self) -> None:
         self._session: browser.Session | None = None
 
-    def cannot_speak(self, s, client: str) -> str | None:
-        if client == "h3":
-            return "the browser experiment does not force QUIC to the lab's origin yet"
-        return None
-
     def app_paths(self, params) -> tuple[str, ...]:
         return ("/", "/message/")
 
@@ -130,8 +128,11 @@ class BrowserKind(Kind):
         url = route.url(f"/?delay={delay:g}")
         limit = timeout_s(route, delay, cell.scenario.params.timeout_s)
         retried: list[str] = []
+        spki = None
+        if route.client == "h3":  # the lab's leaf certificate sits beside its CA
+            spki = browser.spki_sha256(certs.cert_paths(Path(ctx.ca).parent).cert)
         for _ in range(ATTEMPTS):
-            page = browser.run_page(url, route.client, limit, self.session())
+            page = browser.run_page(url, route.client, limit, self.session(), spki)
             if not (page.error and any(NETWORK_CHANGED in m for m in [page.error, *page.console])):
                 break
             retried.append(f"{page.error} ({NETWORK_CHANGED})")

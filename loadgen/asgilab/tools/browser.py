@@ -77,9 +77,32 @@ def executable() -> str:
     raise LabError("chromium not found: install Debian's chromium (`make setup`) or set LAB_CHROMIUM")
 
 
-def launch_args(client: str) -> list[str]:
-    """HTTP/1.1 over TLS needs h2 switched off: Chromium would otherwise pick it by ALPN."""
-    return list(BASE_ARGS) + (["--disable-http2"] if client == "h1-tls" else [])
+def launch_args(client: str, spki: str | None = None) -> list[str]:
+    """HTTP/1.1 over TLS needs h2 switched off: Chromium would otherwise pick it by ALPN.
+    HTTP/3 is forced on every origin (the only way a first visit goes over QUIC, without an
+    Alt-Svc round); Chromium's QUIC ignores --ignore-certificate-errors, so the lab's leaf
+    key is trusted by its hash (``spki``)."""
+    args = list(BASE_ARGS) + (["--disable-http2"] if client == "h1-tls" else [])
+    if client == "h3":
+        if not spki:
+            raise LabError("HTTP/3 in Chromium needs the hash of the lab certificate's key (spki)")
+        args += ["--enable-quic", "--origin-to-force-quic-on=*",
+                 f"--ignore-certificate-errors-spki-list={spki}"]
+    return args
+
+
+def spki_sha256(cert: str | Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's
+    --ignore-certificate-errors-spki-list takes it."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(Path(cert).read_bytes()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def playwright_version() -> str:
@@ -131,7 +154,8 @@ class Session:
             self._pw = None
 
 
-def run_page(url: str, client: str, timeout_s: float, session: Session | None = None) -> PageRun:
+def run_page(url: str, client: str, timeout_s: float, session: Session | None = None,
+             spki: str | None = None) -> PageRun:
     """Opens ``url`` in a fresh headless Chromium context, calls the page's ``run()`` and
     collects its total, the Resource Timing entries and, from the DevTools protocol, each
     response's status, protocol and connection id. Bounded by ``timeout_s``. Without a
@@ -142,7 +166,7 @@ def run_page(url: str, client: str, timeout_s: float, session: Session | None = 
         raise LabError("playwright is not installed: run `make setup`") from exc
     own = session is None
     session = session or Session()
-    out = PageRun(url=url, args=launch_args(client))
+    out = PageRun(url=url, args=launch_args(client, spki))
     t0 = time.monotonic()
     context = None
     try:
