@@ -18,6 +18,7 @@ help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
 	@echo "make matrix    measure a preset (PRESET=$(PRESET); also PRESET=quick) and write reports/index.html"
 	@echo "make matrix PRESET=app APP=mod:attr APP_DIR=.. TARGETS=..  your own app (README, \"Your own app\")"
+	@echo "make matrix PRESET=crosscheck  h2load and oha on the same cells; PRESET=h3  HTTP/3 under load (oha)"
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
 	@echo "make mangum    Mangum (an AWS Lambda adapter) in process: every event kind verified, its feature row, its cost"

@@ -508,18 +508,18 @@ def test_a_django_project_through_its_asgi_py_and_its_wsgi_py(lab_env, django_pr
 def test_preset_app_measures_each_target_and_fails_the_one_that_answers_404(lab_env, django_project):
     env = {**lab_env, "LAB_APP": "mysite.asgi:application", "LAB_APP_DIR": str(django_project / "site"),
            "LAB_TARGETS": str(django_project / "lab-targets.toml")}
-    res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn", "--paths", "direct", "--scenarios",
-                  "target-items-c8-d5-w1-m1-x3,target-missing-c8-d5-w1-m1-x3", env=env, timeout=900)
+    res = asgilab("matrix", "--preset", "smoke-app", "--servers", "uvicorn", "--paths", "direct",
+                  "--scenarios", "target-items-c4-d1-m1-x2,target-missing-c4-d1-m1-x2", env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     cells = {json.loads(p.read_text())["cell_id"]: json.loads(p.read_text())
              for p in (Path(lab_env["LAB_REPORTS_DIR"]) / "results" / "local").glob("*.json")}
-    items = cells["target-items-c8-d5-w1-m1-x3__uvicorn.direct.h1"]
-    assert items["status"] == "ok" and items["req_per_s"] > 0 and len(items["runs"]) == 3
+    items = cells["target-items-c4-d1-m1-x2__uvicorn.direct.h1"]
+    assert items["status"] == "ok" and items["req_per_s"] > 0 and len(items["runs"]) == 2
     assert items["app"]["app"] == "mysite.asgi:application" and items["app"]["app_dir_sha256"]
     assert items["app"]["requirements"] is None  # none given to this run
-    missing = cells["target-missing-c8-d5-w1-m1-x3__uvicorn.direct.h1"]
+    missing = cells["target-missing-c4-d1-m1-x2__uvicorn.direct.h1"]
     assert missing["status"] == "failed" and "answered 404" in missing["reason"], missing["reason"]
-    h2 = cells["target-items-c8-d5-w1-m1-x3__uvicorn.direct.h2"]
+    h2 = cells["target-items-c4-d1-m1-x2__uvicorn.direct.h2"]
     assert h2["status"] == "unsupported"  # Uvicorn's default (httptools) has no h2
     html = (Path(lab_env["LAB_REPORTS_DIR"]) / "index.html").read_text()
     assert "mysite.asgi:application" in html
@@ -542,9 +542,9 @@ def test_the_django_project_under_compose(django_project, tmp_path):
            "LAB_APP_REQUIREMENTS": str(django_project / "requirements.txt"),
            "LAB_TARGETS": str(django_project / "lab-targets.toml")}
     try:
-        res = asgilab("matrix", "--preset", "app", "--servers", "uvicorn,granian",
+        res = asgilab("matrix", "--preset", "smoke-app", "--servers", "uvicorn,granian",
                       "--paths", "direct,nginx-h1", "--scenarios",
-                      "target-items-c8-d5-w1-m1-x3,target-missing-c8-d5-w1-m1-x3", env=env, timeout=2400)
+                      "target-items-c4-d1-m1-x2,target-missing-c4-d1-m1-x2", env=env, timeout=2400)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         found = (tmp_path / "reports" / "results" / "compose").glob("*.json")
         cells = [json.loads(p.read_text()) for p in found]
@@ -632,13 +632,13 @@ def test_a_litestar_app_from_pypi_under_load_with_its_targets_and_its_own_locust
     targets as Locust's weighted tasks, then the user's own locustfile: on h1 a figure; on h2
     its HttpUser (requests, HTTP/1.1 only) proves nothing about the route, so no verdict."""
     env = {**lab_env, **_litestar_env(litestar_site)}
-    res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct", "--scenarios",
-                  "target-items-c8-d5-w1-m1-x3,locust-targets-u10-d8", env=env, timeout=900)
+    res = asgilab("matrix", "--preset", "smoke-app", "--servers", "hypercorn", "--paths", "direct",
+                  "--scenarios", "target-items-c4-d1-m1-x2,locust-targets-u4-d2", env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     cells = _cells(Path(lab_env["LAB_REPORTS_DIR"]), "local")
     for client in ("h1", "h2"):
-        load = cells[f"target-items-c8-d5-w1-m1-x3__hypercorn.direct.{client}"]
-        mix = cells[f"locust-targets-u10-d8__hypercorn.direct.{client}"]
+        load = cells[f"target-items-c4-d1-m1-x2__hypercorn.direct.{client}"]
+        mix = cells[f"locust-targets-u4-d2__hypercorn.direct.{client}"]
         if client == "h1":  # h2load cannot parse Hypercorn's HTTP/1.1 status line (REFERENCE.md)
             assert load["status"] == "invalid", load["reason"]
         else:
@@ -649,11 +649,11 @@ def test_a_litestar_app_from_pypi_under_load_with_its_targets_and_its_own_locust
     assert "shop:app" in (Path(lab_env["LAB_REPORTS_DIR"]) / "index.html").read_text()
 
     env["LAB_LOCUSTFILE"] = str(litestar_site / "locustfile.py")
-    res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct", "--scenarios",
-                  "locust-own-u10-d8", env=env, timeout=600)
+    res = asgilab("matrix", "--preset", "smoke-app", "--servers", "hypercorn", "--paths", "direct",
+                  "--scenarios", "locust-own-u4-d2", env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     cells = _cells(Path(lab_env["LAB_REPORTS_DIR"]), "local")
-    h1, h2 = (cells[f"locust-own-u10-d8__hypercorn.direct.{c}"] for c in ("h1", "h2"))
+    h1, h2 = (cells[f"locust-own-u4-d2__hypercorn.direct.{c}"] for c in ("h1", "h2"))
     assert h1["status"] == "ok" and h1["req_per_s"] > 0
     assert h1["locust"]["locustfile"] == env["LAB_LOCUSTFILE"]
     assert h2["status"] == "invalid" and "your locustfile's client" in h2["reason"], h2["reason"]
@@ -672,8 +672,8 @@ def test_the_litestar_app_under_compose(litestar_site, tmp_path):
            "LAB_PORT_BASE": "19800", "LAB_REPORTS_DIR": str(tmp_path / "reports"),
            **_litestar_env(litestar_site)}
     try:
-        res = asgilab("matrix", "--preset", "app", "--servers", "hypercorn", "--paths", "direct",
-                      "--scenarios", "locust-targets-u10-d8", env=env, timeout=2400)
+        res = asgilab("matrix", "--preset", "smoke-app", "--servers", "hypercorn", "--paths", "direct",
+                      "--scenarios", "locust-targets-u4-d2", env=env, timeout=2400)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         cells = _cells(tmp_path / "reports", "compose")
         assert {c["route"]["client"] for c in cells.values()} == {"h1", "h2"}

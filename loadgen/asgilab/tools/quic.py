@@ -7,6 +7,7 @@ Used by the second client (``probe.check`` over ``h3`` routes) and the HTTP/3 fe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,16 @@ async def request(host: str, port: int, path: str, ca: str | None, wait: float, 
 
 
 def get(host: str, port: int, path: str, ca: str | None, timeout: float, **kw) -> Response:
-    """``request`` from synchronous code, bounded as a whole."""
-    bounded = asyncio.wait_for(request(host, port, path, ca, timeout, **kw), QUIC_WAIT_S + 2 * timeout)
-    return asyncio.run(bounded)
+    """``request`` from synchronous code, bounded as a whole. A caller whose thread already
+    runs an event loop (Playwright's sync API, in the browser cells) gets it in a thread."""
+
+    def run() -> Response:
+        return asyncio.run(asyncio.wait_for(request(host, port, path, ca, timeout, **kw),
+                                            QUIC_WAIT_S + 2 * timeout))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
