@@ -35,12 +35,14 @@ def ok_probe(negotiated="http/1.1", n=20, status_line=None):
                        status_line=status_line)
 
 
-def test_quick_preset_covers_four_servers_three_paths_two_protocols(topo):
+def test_quick_preset_covers_four_servers_three_paths_and_h3_where_a_server_has_quic(topo):
     cells = matrix.plan(presets.get("quick"), topo)
     routes = {c.route for c in cells}
     assert {r.server for r in routes} == set(catalog.load_servers())
     assert {r.proxy for r in routes} == {"direct", "nginx", "haproxy"}
-    assert {r.client for r in routes} == {"h1", "h2"}
+    assert {r.client for r in routes} == {"h1", "h2", "h3"}
+    assert {(r.server, r.proxy) for r in routes if r.client == "h3"} <= {
+        (s, "direct") for s, v in catalog.load_servers().items() if "quic" in v.commands}
     assert len({c.id for c in cells}) == len(cells)
 
 

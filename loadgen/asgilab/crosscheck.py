@@ -83,7 +83,7 @@ def agreement(found: list[Pair]) -> list[Agreement]:
     for rt in sorted({p.runtime for p in found}):
         mine = [p for p in found if p.runtime == rt]
         both = [p for p in mine if p.ratio is not None]
-        one = [p for p in mine if p.ratio is None and (_ok(p.h2load) != _ok(p.oha))]
+        one = [p for p in mine if p.ratio is None and (verified(p.h2load) != verified(p.oha))]
         if not both:
             continue
         worst = max(both, key=lambda p: abs(p.ratio - 1))
@@ -92,5 +92,6 @@ def agreement(found: list[Pair]) -> list[Agreement]:
     return out
 
 
-def _ok(c: dict | None) -> bool:
+def verified(c: dict | None) -> bool:
+    """A cell with a figure: verified (ok)."""
     return bool(c) and c["status"] == "ok"

@@ -439,7 +439,7 @@ def tool_agreement(cells: list[dict]) -> list[Finding]:
         cites = [c["cell_id"] for p in [w, *a.disagree] for c in (p.h2load, p.oha)]
         out.append(Finding(text, list(dict.fromkeys(cites)), a.runtime))
         for p in a.one_sided:
-            has, lacks = ("oha", p.h2load) if crosscheck._ok(p.oha) else ("h2load", p.oha)
+            has, lacks = ("oha", p.h2load) if crosscheck.verified(p.oha) else ("h2load", p.oha)
             other = "h2load" if has == "oha" else "oha"
             out.append(_detail(Finding(
                 f"{p.scenario} {p.route}: a figure from {has} only; {other}'s cell is {lacks['status']}: "

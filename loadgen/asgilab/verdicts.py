@@ -16,6 +16,7 @@ a server that died; a dead server makes a cell ``failed`` with its exit status.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -241,8 +242,6 @@ def from_oha_debug(d: oha.Debug, route: Route) -> Verdict | None:
     if d.version != want:
         return Verdict(Status.INVALID, f"oha's response came over {d.version}; the route claims "
                                        f"{route.negotiated}: oha was not asked for what it measured")
-    import json
-
     try:
         seen = json.loads(d.body).get("http_version")
     except (json.JSONDecodeError, AttributeError):

@@ -75,17 +75,11 @@ class _H2load(Kind):
         log_file = self.log_file(ctx, cell)
         argv = self.argv(ctx, cell, log_file)
         extra = (getattr(s.params, "duration", None) or 0) + (getattr(s.params, "warmup", None) or 0)
-        limit = s.timeout_s + extra
-        ran = h2load.run(argv, timeout_s=limit)
+        ran, summary = run_parsed("h2load", argv, s.timeout_s + extra, h2load.parse, h2load.ParseError)
         one: dict = {"run": index + 1, "command": argv, "raw_output": ran.output[-RAW_OUTPUT_LIMIT:],
                      "loadgen_cpu_pct": round(ran.cpu_pct, 1), "wall_s": round(ran.wall_s, 3)}
-        if ran.timed_out:
-            return Run(one, verdicts.from_timeout("h2load", limit, tail(ran.output)))
-        try:
-            summary = h2load.parse(ran.output)
-        except h2load.ParseError as exc:
-            return Run(one, verdicts.from_unreadable("h2load", str(exc), ran.returncode,
-                                                     sample=tail(ran.output)))
+        if isinstance(summary, verdicts.Verdict):
+            return Run(one, summary)
         one.update(figures=summary.to_dict(), negotiated_protocol=summary.application_protocol,
                    succeeded=summary.succeeded, failed=summary.total - summary.succeeded,
                    finished_ms=summary.finished_ms, req_per_s=summary.req_per_s)
@@ -227,30 +221,19 @@ class LoadKind(_H2load):
         warm = None
         one: dict = {"run": index + 1}
         if p.warmup:
-            ran = h2load.run(argv(p.warmup, None), timeout_s=p.timeout_s + p.warmup)
+            ran, warm = run_parsed("oha (warm-up)", argv(p.warmup, None), p.timeout_s + p.warmup,
+                                   oha.parse, oha.ParseError)
             one["warmup_command"] = ran.argv
-            if ran.timed_out:
-                return Run(one, verdicts.from_timeout("oha (warm-up)", p.timeout_s + p.warmup,
-                                                      tail(ran.output)))
-            try:
-                warm = oha.parse(ran.output)
-            except oha.ParseError as exc:
-                return Run(one, verdicts.from_unreadable("oha", str(exc), ran.returncode,
-                                                         sample=tail(ran.output)))
+            if isinstance(warm, verdicts.Verdict):
+                return Run(one, warm)
             one["warmup"] = {"statuses": warm.to_dict()["statuses"], "errors": warm.errors,
                              "req_per_s": round(warm.req_per_s, 1)}
         cmd = argv(p.duration, None if p.duration else p.requests)
-        limit = p.timeout_s + (p.duration or 0)
-        ran = h2load.run(cmd, timeout_s=limit)
+        ran, summary = run_parsed("oha", cmd, p.timeout_s + (p.duration or 0), oha.parse, oha.ParseError)
         one.update(command=cmd, raw_output=ran.output[-RAW_OUTPUT_LIMIT:],
                    loadgen_cpu_pct=round(ran.cpu_pct, 1), wall_s=round(ran.wall_s, 3))
-        if ran.timed_out:
-            return Run(one, verdicts.from_timeout("oha", limit, tail(ran.output)))
-        try:
-            summary = oha.parse(ran.output)
-        except oha.ParseError as exc:
-            return Run(one, verdicts.from_unreadable("oha", str(exc), ran.returncode,
-                                                     sample=tail(ran.output)))
+        if isinstance(summary, verdicts.Verdict):
+            return Run(one, summary)
         # The lab's figure, as h2load's -D: responses in the window over the window. oha's own
         # divides by its whole run, which over h3 holds ~30 s of waiting for the QUIC
         # connections to close after the window (measured: oha 1.16.0 against Hypercorn).
@@ -308,6 +291,19 @@ def page_argv(cell: Cell, binary: str = "h2load") -> list[str]:
     clients, streams = (1, PAGE_CALLS) if r.is_h2 else (PAGE_H1_CONNECTIONS, 1)
     return h2load.command(page_urls(r, delay), r.client, clients, PAGE_CALLS, streams,
                           inactivity_timeout_s=delay + 15, binary=binary)
+
+
+def run_parsed(tool: str, argv: list[str], limit: float, parse, error: type[Exception]):
+    """Runs a load tool bounded in time and parses its report: (the run, its summary, or the
+    verdict on a run that timed out or whose report could not be read)."""
+    ran = h2load.run(argv, timeout_s=limit)
+    if ran.timed_out:
+        return ran, verdicts.from_timeout(tool, limit, tail(ran.output))
+    try:
+        return ran, parse(ran.output)
+    except error as exc:
+        return ran, verdicts.from_unreadable(tool.split(" ")[0], str(exc), ran.returncode,
+                                             sample=tail(ran.output))
 
 
 def _oha_debug(cell: Cell, ca: str | None) -> verdicts.Verdict | None:
