@@ -38,3 +38,41 @@ def test_sustained_cells_hold_every_run_and_their_stats(tmp_path):
     assert "-d" in post["command"]
     html = Path(env["LAB_REPORTS_DIR"], "index.html").read_text()
     assert "of ceiling" in html and "p99.9" in html and "CV" in html
+
+
+def test_two_servers_rankable_with_intervals_tests_and_what_each_part_used(tmp_path):
+    """Numbers to sign: every figure with its interval, every comparison with its test, and
+    the server's, the proxy's and the load generator's CPU and memory per cell."""
+    env = {
+        "LAB_STATE_DIR": str(tmp_path / "state"),
+        "LAB_REPORTS_DIR": str(tmp_path / "reports"),
+        "LAB_PORT_BASE": "20400",
+        "LAB_RUNTIME": "local",
+    }
+    res = asgilab("matrix", "--preset", "smoke-rank", env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert lab_processes(env["LAB_STATE_DIR"]) == []
+    cells = [json.loads(p.read_text()) for p in Path(env["LAB_REPORTS_DIR"], "results", "local").glob("*.json")]
+    assert len(cells) == 4 and all(c["status"] == "ok" for c in cells), [c["reason"] for c in cells]
+    for c in cells:
+        assert c["unrankable"] is None and len(c["runs"]) == 3
+        assert c["ci"]["lo"] <= c["req_per_s"] <= c["ci"]["hi"]
+        server, loadgen = c["resources"]["server"], c["resources"]["loadgen"]
+        assert 0 < server["avg_cores"] <= 1.2 and server["peak_rss_mb"] > 10
+        assert loadgen["cpu_s"] > 0 and server["wall_s"] >= 6  # 3 runs of 2.5 s
+        assert c["req_per_cpu_s"] == pytest.approx(c["req_per_s"] / server["avg_cores"], rel=0.01)
+        assert c["saturation"]["limited"] in ("server", "loadgen", "proxy", "elsewhere")
+        if c["route"]["proxy"] == "nginx":
+            assert c["resources"]["proxy"]["cpu_s"] > 0
+    html = Path(env["LAB_REPORTS_DIR"], "index.html").read_text()
+    assert " ± " in html and "req/CPU-s" in html and "What a request costs" in html
+    from asgilab import findings
+
+    found = [f.text for f in findings.all_findings(cells)]
+    leads = [t for t in found if t.startswith("query-c8-d2-w0.5-m1-x3, direct over HTTP/1.1")]
+    assert leads and "p = " in leads[0], found  # 3 runs each: never below 0.1, said so
+    proxy = [t for t in found if t.startswith("Through nginx-h1")]
+    assert proxy and "(Mann-Whitney U, p < 0.05)" in proxy[0]
+    assert not any("too short to rank" in t for t in found)
+    csv = Path(env["LAB_REPORTS_DIR"], "cells.csv").read_text().splitlines()
+    assert "req_per_cpu_s" in csv[0] and "server_peak_rss_mb" in csv[0]

@@ -9,7 +9,8 @@ def cell(server: str, workers: int, runs: list[float], ceiling: float | None = 2
     rates = sorted(runs)
     return {
         "cell_id": f"q__{server}.direct.{client}", "runtime": "local", "status": status,
-        "scenario": {"id": "query-c64", "kind": "load", "label": "/query c64"},
+        "scenario": {"id": "query-c64", "kind": "load", "label": "/query c64",
+                     "duration": 5.0, "warmup": 1.0},
         "route": {"server": server, "path": "direct", "client": client},
         "req_per_s": rates[len(rates) // 2] if status == "ok" else None,
         "runs": [{"req_per_s": r} for r in runs], "spread": {"cv": 0.01},
@@ -20,11 +21,13 @@ def cell(server: str, workers: int, runs: list[float], ceiling: float | None = 2
 
 
 def test_two_worker_counts_of_one_family_make_a_line_with_the_ratio():
-    rows = scaling.table([cell("uvicorn", 1, [1000, 1010, 990]), cell("uvicorn-w2", 2, [1800, 1790, 1810])])
+    rows = scaling.table([cell("uvicorn", 1, [1000, 1010, 990, 1005, 995]),
+                          cell("uvicorn-w2", 2, [1800, 1790, 1810, 1805, 1795])])
     assert len(rows) == 1
     row = rows[0]
     assert [p["workers"] for p in row["points"]] == [1, 2] and row["cpuset"] == "1"
-    assert row["verdict"].startswith("×1.80 from 1 to 2 workers; runs do not overlap (gain)")
+    assert row["verdict"].startswith("×1.80 from 1 to 2 workers; faster (×1.80 [")
+    assert row["verdict"].endswith("p = 0.0079): a gain") and "_cell" not in row["points"][0]
 
 
 def test_a_plateau_near_the_ceiling_is_named_as_the_load_generators():
@@ -37,10 +40,14 @@ def test_a_plateau_near_the_ceiling_is_named_as_the_load_generators():
 def test_overlapping_runs_and_single_runs_claim_nothing():
     over = scaling.table([cell("hypercorn", 1, [1000, 1100, 1050], family="hypercorn"),
                           cell("hypercorn-w2", 2, [1080, 1150, 1000], family="hypercorn")])
-    assert "runs overlap: no difference shown" in over[0]["verdict"]
+    assert "no measurable difference (×" in over[0]["verdict"] and "gain" not in over[0]["verdict"]
+    # Three runs each cannot reach p < 0.05 however far apart they are.
+    apart = scaling.table([cell("hypercorn", 1, [1000, 1010, 990], family="hypercorn"),
+                           cell("hypercorn-w2", 2, [2000, 2010, 1990], family="hypercorn")])
+    assert "no measurable difference" in apart[0]["verdict"] and "p = 0.1" in apart[0]["verdict"]
     single = scaling.table([cell("hypercorn", 1, [1000], family="hypercorn"),
                             cell("hypercorn-w2", 2, [2000], family="hypercorn")])
-    assert "one run each: cannot rank" in single[0]["verdict"]
+    assert "not ranked (a single run)" in single[0]["verdict"]
 
 
 def test_other_settings_split_lines_and_unverified_cells_do_not_count():

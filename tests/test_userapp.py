@@ -74,7 +74,7 @@ def test_each_load_scenario_runs_once_per_target(tmp_path):
                    'path = "/items/1"\nbody_file = "item.json"\nexpect = 201\n', tmp_path)
     preset = presets.for_targets(presets.load_all()["app"], found)
     ids = [s.id for s in preset.scenarios]
-    assert ids == ["target-home-c8-d5-w1-m1-x3", "target-create-c8-d5-w1-m1-x3", "locust-targets-u10-d8"]
+    assert ids == ["target-home-c8-d5-w1-m1-x5", "target-create-c8-d5-w1-m1-x5", "locust-targets-u10-d8"]
     create = preset.scenarios[1]
     assert create.params.method == "PUT" and create.params.expect == 201
     from asgilab import kinds, topology

@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from markupsafe import Markup  # noqa: E402
 
+from asgilab import ranking  # noqa: E402
+
 plt.rcParams.update({
     "svg.fonttype": "none",  # text as text: smaller files, the browser's own font
     "svg.hashsalt": "asgilab",  # stable ids: the same data gives the same SVG
@@ -217,10 +219,10 @@ def throughput(cells: list[dict], servers: list[str], paths: list[str], clients:
                 bar = ax.bar(x, c["req_per_s"], width * 0.92, color=colors[server],
                              edgecolor=edges[server], linewidth=0.3)
                 _tag(bar.patches[0], c["route"])
-                sp = c.get("spread")
-                if sp:
-                    eb = ax.errorbar(x, c["req_per_s"], yerr=[[c["req_per_s"] - sp["min"]],
-                                                               [sp["max"] - c["req_per_s"]]],
+                ci = ranking.interval(c)  # the median's confidence interval over the runs
+                if ci:
+                    eb = ax.errorbar(x, c["req_per_s"], yerr=[[c["req_per_s"] - ci["lo"]],
+                                                               [ci["hi"] - c["req_per_s"]]],
                                      fmt="none", ecolor="#222", elinewidth=0.8, capsize=2)
                     for line in (*eb.lines[1], *eb.lines[2]):  # caps too: the filter hides all of it
                         _tag(line, c["route"])
@@ -228,7 +230,7 @@ def throughput(cells: list[dict], servers: list[str], paths: list[str], clients:
         ax.set_title(PROTOCOL_NAMES.get(client, client) + " at the edge", fontsize=9)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     for ax in panels if stacked else panels[:1]:
-        ax.set_ylabel("req/s (median of runs)")
+        ax.set_ylabel("req/s (median, 95% CI)")
     _key(fig, axes, present, family, lambda s, col: plt.Rectangle((0, 0), 1, 1, color=col))
     return to_svg(fig)
 
@@ -380,4 +382,35 @@ def waterfall(sides: dict[str, dict]) -> Markup | None:
         ax.set_xlabel("seconds since the first fetch", fontsize=8)
         ax.grid(axis="y", visible=False)
     axes[0][0].set_ylabel("fetch", fontsize=8)
+    return to_svg(fig)
+
+
+# -- what a request costs ---------------------------------------------------------------------
+def cost(cells: list[dict], servers: list[str], family: dict[str, str] | None = None) -> Markup | None:
+    """req/s against the server's average cores during the runs, one point per verified
+    cell (colour = server, marker = client protocol): the slope through the origin is
+    requests per CPU-second; points far left of their server's line waited on something else."""
+    have = [c for c in cells if c["status"] == "ok" and c.get("req_per_s") is not None
+            and ((c.get("resources") or {}).get("server") or {}).get("avg_cores")]
+    if not have:
+        return None
+    colors = palette(servers, family)
+    markers = {"h1": "o", "h1-tls": "s", "h2c": "^", "h2": "D", "h3": "*"}
+    fig, ax = plt.subplots(figsize=(5.2, 2.9))
+    for c in have:
+        r = c["route"]
+        pt = ax.scatter(c["resources"]["server"]["avg_cores"], c["req_per_s"], s=22,
+                        color=colors.get(r["server"], "#888"), marker=markers.get(r["client"], "o"),
+                        edgecolors="#222", linewidths=0.3)
+        _tag(pt, r)
+    ax.set_xlabel("server CPU (average cores during the runs)")
+    ax.set_ylabel("req/s")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    present = [s for s in servers if any(c["route"]["server"] == s for c in have)]
+    protos = [(plt.Line2D([], [], marker=markers[p], color="#888", linestyle=""), p)
+              for p in markers if any(c["route"]["client"] == p for c in have)]
+    _key(fig, [[ax]], present, family, lambda s, col: plt.Line2D([], [], marker="o", color=col, linestyle=""),
+         extra=protos)
     return to_svg(fig)

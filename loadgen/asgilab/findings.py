@@ -10,11 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from asgilab import crosscheck, families, stats
+from asgilab import crosscheck, families, ranking, stats
 
 CLIENT_NAMES = {"h1": "HTTP/1.1", "h1-tls": "HTTP/1.1 over TLS", "h2c": "h2c", "h2": "h2 over TLS",
                 "h3": "HTTP/3 over QUIC"}
-CLOSE = 0.10  # leaders closer than this are called a tie: single runs here vary by more
 
 
 @dataclass
@@ -36,7 +35,7 @@ def _ok(c: dict) -> bool:
 
 
 def _rates(c: dict) -> list[float]:
-    return [r["req_per_s"] for r in c.get("runs") or [] if r.get("req_per_s") is not None]
+    return ranking.rates(c)
 
 
 def leaders(cells: list[dict]) -> list[Finding]:
@@ -45,7 +44,8 @@ def leaders(cells: list[dict]) -> list[Finding]:
 
 
 def _leads(cells: list[dict]) -> list[tuple[Finding, str, str | None]]:
-    """(finding, client protocol, the server with a clear lead or None) per scenario."""
+    """(finding, client protocol, the server with a significant lead or None) per scenario
+    whose cells are rankable; scenarios of short runs are left to short_runs()."""
     out = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for c in cells:
@@ -53,29 +53,43 @@ def _leads(cells: list[dict]) -> list[tuple[Finding, str, str | None]]:
         if c["scenario"]["kind"] in ("load", "locust") and r["proxy"] == "direct" and _ok(c):
             groups[(c["runtime"], c["scenario"]["id"], r["client"])].append(c)
     for (rt, sid, client), group in sorted(groups.items()):
+        group = [c for c in group if ranking.unrankable(c) is None]
         if len(group) < 2:
             continue
         ranked = sorted(group, key=lambda c: -c["req_per_s"])
         a, b = ranked[0], ranked[1]
-        ra, rb = _rates(a), _rates(b)
+        j = ranking.judge(a, b)
         sa, sb = a["route"]["server"], b["route"]["server"]
-        if len(ra) > 1 and len(rb) > 1:
-            # Repeated runs: rank only when the ranges do not overlap.
-            clear = stats.compare(ra, rb) == "faster"
-            lead = f"{sa} leads" if clear else (
-                f"{sa} and {sb} cannot be ranked (their run ranges overlap)")
-            runs = f"medians of {min(len(ra), len(rb))}+ runs"
-        else:
-            gap = a["req_per_s"] / b["req_per_s"] - 1
-            clear = gap > CLOSE
-            lead = f"{sa} leads" if clear else f"{sa} and {sb} are within {CLOSE:.0%}"
-            runs = "one run each"
+        clear = j.verdict == "faster"
+        lead = (f"{sa} leads {sb}, {j.text}" if clear
+                else f"{sa} and {sb}: {j.text}")
         out.append((Finding(
             f"{sid}, direct over {CLIENT_NAMES[client]}: {lead} "
-            f"({a['req_per_s']:,.0f} against {b['req_per_s']:,.0f} req/s; "
-            f"{len(group)} servers with verified figures; {runs}).",
+            f"({ranking.figure(a)} against {ranking.figure(b)} req/s; "
+            f"{len(group)} servers with rankable figures).",
             [c["cell_id"] for c in ranked], rt,
         ), client, sa if clear else None))
+    return out
+
+
+def short_runs(cells: list[dict]) -> list[Finding]:
+    """The load cells that rank nothing (single short runs, too few runs), once per runtime
+    and preset: they are in the tables, and no sentence ranks on them."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for c in cells:
+        if c["scenario"]["kind"] in ("load", "locust") and _ok(c) and ranking.unrankable(c):
+            groups[(c["runtime"], c.get("preset") or "")].append(c)
+    out = []
+    for (rt, preset), group in sorted(groups.items()):
+        whys = sorted({ranking.unrankable(c) for c in group})
+        name = f"the {preset} preset's" if preset else "these"
+        out.append(Finding(
+            f"{_count(len(group), 'load cell')} of {name} runs {'is' if len(group) == 1 else 'are'} "
+            f"too short to rank ({'; '.join(whys)}; ranking needs {stats.MIN_RUNS} or more runs of "
+            f"{stats.MIN_RUN_S:g} s or more after a warm-up): the tables show them, and no sentence "
+            f"here compares them. {ranking.SUSTAINED_HINT}.",
+            [c["cell_id"] for c in group], rt,
+        ))
     return out
 
 
@@ -95,35 +109,42 @@ def multiplexing(cells: list[dict]) -> list[Finding]:
             out.append(Finding(
                 f"{server}, 24-request page ({delay:g} s each): {h1:.2f} s over 6 HTTP/1.1 "
                 f"connections, {h2:.2f} s over one h2 connection ({h1 / h2:.1f}× faster; "
-                f"ideal {4 * delay:g} s against {delay:g} s).",
+                f"ideal {4 * delay:g} s against {delay:g} s; {_loads(s['h1'], s['h2'])}).",
                 [s["h1"]["cell_id"], s["h2"]["cell_id"]], rt,
             ))
     return out
 
 
 def proxy_cost(cells: list[dict]) -> list[Finding]:
-    """Median ratio of proxied to direct req/s over all load scenarios, per path."""
+    """Median ratio of proxied to direct req/s per path, over the rankable pairs of load
+    cells (same server, scenario and client protocol), each pair tested over its runs."""
     direct: dict[tuple, dict] = {}
     for c in cells:
         r = c["route"]
         if c["scenario"]["kind"] == "load" and r["proxy"] == "direct" and _ok(c):
             direct[(c["runtime"], c["scenario"]["id"], r["server"], r["client"])] = c
-    ratios: dict[tuple, list[tuple[float, str, str]]] = defaultdict(list)
+    ratios: dict[tuple, list[tuple[ranking.Judgement, str, str]]] = defaultdict(list)
     for c in cells:
         r = c["route"]
         if c["scenario"]["kind"] != "load" or r["proxy"] == "direct" or not _ok(c):
             continue
         d = direct.get((c["runtime"], c["scenario"]["id"], r["server"], r["client"]))
         if d:
-            ratios[(c["runtime"], r["path"])].append(
-                (c["req_per_s"] / d["req_per_s"], c["cell_id"], d["cell_id"])
-            )
+            j = ranking.judge(c, d)
+            if j.ranked:
+                ratios[(c["runtime"], r["path"])].append((j, c["cell_id"], d["cell_id"]))
     out = []
     for (rt, path), vals in sorted(ratios.items()):
-        m = median(v[0] for v in vals)
+        m = median(v[0].ratio for v in vals)
+        slower = sum(1 for v in vals if v[0].verdict == "slower")
+        faster = sum(1 for v in vals if v[0].verdict == "faster")
+        same = len(vals) - slower - faster
+        parts = [f"slower in {slower}"] * bool(slower) + [f"faster in {faster}"] * bool(faster)
+        parts += [f"no measurable difference in {same}"] * bool(same)
         out.append(Finding(
             f"Through {path}: median {m:.2f}× the direct req/s over {_count(len(vals), 'comparable cell')} "
-            f"(range {min(v[0] for v in vals):.2f}–{max(v[0] for v in vals):.2f}×).",
+            f"(range {min(v[0].ratio for v in vals):.2f}–{max(v[0].ratio for v in vals):.2f}×); "
+            f"{', '.join(parts)} (Mann-Whitney U, p < {stats.ALPHA:g}).",
             [x for v in vals for x in v[1:]], rt,
         ))
     return out
@@ -167,14 +188,22 @@ def leader_overview(cells: list[dict]) -> list[Finding]:
         name = CLIENT_NAMES[client]
         if counted:
             head = ", ".join(f"{s} in {n}" for n, s in counted)
-            text = (f"Direct over {name}: a clear lead (over {CLOSE:.0%}, or non-overlapping runs) for "
-                    f"{head} of {_count(len(won), 'load scenario')}"
-                    + (f"; {ties} too close to call." if ties else "."))
+            text = (f"Direct over {name}: a significant lead (Mann-Whitney U, p < {stats.ALPHA:g}) for "
+                    f"{head} of {_count(len(won), 'rankable load scenario')}"
+                    + (f"; no measurable difference between the first two in {ties}." if ties else "."))
         else:
-            text = (f"Direct over {name}: no server leads any of the "
-                    f"{_count(len(won), 'load scenario')} clearly.")
+            text = (f"Direct over {name}: no measurable difference between the first two servers in "
+                    f"any of the {_count(len(won), 'rankable load scenario')}.")
         out.append(Finding(text, ids[(rt, client)], rt))
     return out
+
+
+def _loads(*cells: dict) -> str:
+    """What a page comparison rests on: the page's time is rounds of a fixed delay (4 over
+    HTTP/1.1, 1 over h2), a gap far wider than run-to-run noise, yet one load is one load."""
+    n = min(max(len(c.get("runs") or []), 1) for c in cells)
+    return ("one page load per side, not tested for significance" if n == 1
+            else f"{n}+ page loads per side")
 
 
 def _page_sides(cells: list[dict], kind: str) -> dict[tuple, dict[str, dict]]:
@@ -227,7 +256,8 @@ def page_overview(cells: list[dict], kind: str) -> list[Finding]:
             f"ideal {4 * delay:g} s against {delay:g} s). "
             f"Furthest from the ideal: {worst['route']['server']} via {worst['route']['path']} over "
             f"{CLIENT_NAMES[worst['route']['client']]}, {worst['finished_ms'] / 1000:.2f} s "
-            f"({worst['finished_ms'] / 1000 / ideal_w - 1:+.0%}).",
+            f"({worst['finished_ms'] / 1000 / ideal_w - 1:+.0%}); "
+            f"{_loads(*[c for pair in pairs for c in pair])}.",
             [x["cell_id"] for pair in pairs for x in pair], rt,
         ))
         if kind != "browser":
@@ -265,32 +295,8 @@ def page_proxy_cost(cells: list[dict]) -> list[Finding]:
     return out
 
 
-def _spread(c: dict) -> tuple[float, float] | None:
-    """The [slowest, fastest] run of a repeated cell; None for a single run."""
-    rates = _rates(c)
-    if len(rates) > 1:
-        return min(rates), max(rates)
-    sp = c.get("spread") or {}
-    if (sp.get("n") or 0) > 1:
-        return sp["min"], sp["max"]
-    return None
-
-
-TOO_SPREAD = "runs too spread to rank"
-
-
-def _runs_verdict(a: dict, b: dict) -> str:
-    """Overlap of two cells' run ranges, the only ground for calling one faster (as leaders);
-    a cell whose runs spread over MAX_CV ranks nothing, whatever the overlap."""
-    wide = [c for c in (a, b) if (c.get("spread") or {}).get("cv") is not None
-            and stats.too_wide(c["spread"])]
-    if wide:
-        cvs = ", ".join(f"{c['route']['server']} CV {c['spread']['cv']:.0%}" for c in wide)
-        return f"{TOO_SPREAD} ({cvs} > {stats.MAX_CV:.0%})"
-    ra, rb = _spread(a), _spread(b)
-    if ra and rb:
-        return "runs overlap" if stats.compare(list(ra), list(rb)) == "overlap" else "runs do not overlap"
-    return "a single run each, cannot rank" if not (ra or rb) else "a single run on one side, cannot rank"
+def _runs_verdict(new: dict, old: dict) -> ranking.Judgement:
+    return ranking.judge(new, old)
 
 
 def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
@@ -325,7 +331,7 @@ def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
             verdict = _runs_verdict(v, base)
             details.append(((rt, rank.get(name, len(rank)), name, sid, path, client), Finding(
                 f"{name} over {names[0]} ({change}): {gain:+.0%} on {sid}, {client} {path} "
-                f"({v['req_per_s']:,.0f} against {base['req_per_s']:,.0f} req/s); {verdict}.",
+                f"({ranking.figure(v)} against {ranking.figure(base)} req/s); {verdict.text}.",
                 [v["cell_id"], base["cell_id"]], rt, detail=True,
             )))
             pairs[(rt, f, name, names[0], change)].append((gain, verdict, [v["cell_id"], base["cell_id"]]))
@@ -333,15 +339,14 @@ def variant_gains(cells: list[dict], family: dict[str, str] | None = None,
     for (rt, _f, name, base_name, change), vals in sorted(
             pairs.items(), key=lambda kv: (kv[0][0], rank.get(kv[0][2], len(rank)), kv[0][2:])):
         gains = [g for g, _, _ in vals]
-        apart = [g for g, v, _ in vals if v == "runs do not overlap"]
-        ahead, behind = sum(1 for g in apart if g > 0), sum(1 for g in apart if g < 0)
-        overlap = sum(1 for _, v, _ in vals if v == "runs overlap")
-        spread_ = sum(1 for _, v, _ in vals if v.startswith(TOO_SPREAD))
-        single = len(vals) - len(apart) - overlap - spread_
-        parts = [f"runs do not overlap in {len(apart)} (ahead in {ahead}, behind in {behind})"] * bool(apart)
-        parts += [f"runs overlap in {overlap}"] if overlap else []
-        parts += [f"runs too spread to rank (CV > {stats.MAX_CV:.0%}) in {spread_}"] if spread_ else []
-        parts += [f"{single} with a single run (cannot rank)"] if single else []
+        ahead = sum(1 for _, v, _ in vals if v.verdict == "faster")
+        behind = sum(1 for _, v, _ in vals if v.verdict == "slower")
+        same = sum(1 for _, v, _ in vals if v.verdict == "same")
+        short = len(vals) - ahead - behind - same
+        parts = [f"significantly ahead in {ahead}"] * bool(ahead)
+        parts += [f"significantly behind in {behind}"] * bool(behind)
+        parts += [f"no measurable difference in {same}"] * bool(same)
+        parts += [f"not ranked in {short} (runs too short or too few)"] * bool(short)
         spread = f" ({min(gains):+.0%} to {max(gains):+.0%})" if len(gains) > 1 else ""
         out.append(Finding(
             f"{name} over {base_name} ({change}): median {median(gains):+.0%} over "
@@ -379,8 +384,8 @@ def version_steps(cells: list[dict], family: dict[str, str] | None = None) -> li
             ratio = new["req_per_s"] / old["req_per_s"]
             out.append(Finding(
                 f"{f.capitalize()} {old_v} → {new_v} ({name} → {f}) on {sid}, {client} {path}: "
-                f"×{ratio:.2f} ({new['req_per_s']:,.0f} against {old['req_per_s']:,.0f} req/s); "
-                f"{_runs_verdict(new, old)}.",
+                f"×{ratio:.2f} ({ranking.figure(new)} against {ranking.figure(old)} req/s); "
+                f"{_runs_verdict(new, old).text}.",
                 [new["cell_id"], old["cell_id"]], rt,
             ))
     return out
@@ -413,7 +418,7 @@ def all_findings(cells: list[dict], family: dict[str, str] | None = None,
     groups = (
         ("multiplexing", browser(cells) + page_overview(cells, "page24")
          + [_detail(f) for f in multiplexing(cells)]),
-        ("leaders", leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
+        ("leaders", short_runs(cells) + leader_overview(cells) + [_detail(f) for f in leaders(cells)]),
         ("variants", version_steps(cells, family) + variant_gains(cells, family, order)),
         ("proxies", proxy_cost(cells) + page_proxy_cost(cells)),
         ("tools", tool_agreement(cells + second) + [_detail(f) for f in by_tool]),

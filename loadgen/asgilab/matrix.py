@@ -21,10 +21,23 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from asgilab import catalog, config, kinds, paths, results, routecheck, stats, userapp, verdicts
+from asgilab import (
+    catalog,
+    config,
+    kinds,
+    paths,
+    ranking,
+    resources,
+    results,
+    routecheck,
+    stats,
+    userapp,
+    verdicts,
+)
 from asgilab.kinds.base import STATIC_PATH, Context, Kind, Run
 from asgilab.planning import Cell, page_urls, plan
 from asgilab.routecheck import RouteCheck
+from asgilab.runtime import usage
 from asgilab.tools import probe
 from asgilab.topology import Route, Topology
 from asgilab.verdicts import Status, Verdict
@@ -78,6 +91,8 @@ def fold_runs(result: dict, runs: list[dict], verdict: Verdict, carry: tuple[str
         rates = [r["req_per_s"] for r in runs]
         result["req_per_s"] = statistics.median(rates)
         result["spread"] = stats.summarize(rates) if len(rates) > 1 else None
+        result["ci"] = stats.median_ci(rates) if len(rates) > 1 else None
+        result["unrankable"] = ranking.unrankable(result)  # None: its runs may rank it
 
 
 def _private(runs: list[dict]) -> None:
@@ -177,12 +192,14 @@ class Runner:
         result = self._skeleton(cell, check, started, kind)
         verdict = check.verdict or kind.before(cell, self.ctx)
         if verdict is None:
-            runs, verdict = repeat_runs(cell.scenario.repeat, lambda i: self._judged(kind, cell, i))
+            with self._sampler(cell) as sampler:
+                runs, verdict = repeat_runs(cell.scenario.repeat, lambda i: self._judged(kind, cell, i))
             fold_runs(result, runs, verdict, kind.last_run_fields)
             if verdict.status == Status.OK:
                 kind.fold(result, runs)
                 if cell.scenario.ceiling:
                     self._add_ceiling(result, cell, kind)
+            self._add_usage(result, cell, sampler)
             _private(runs)
         after = self._liveness(services)
         if verdict.status != Status.OK and all(st.alive for st in after.values()) and after:
@@ -245,6 +262,39 @@ class Runner:
                         if service not in (self.topo.route(k).server, self.topo.route(k).proxy)}
         self._upstream = {k: v for k, v in self._upstream.items() if k[0] != service}
         self._ceilings.clear()
+
+    # -- what each part used ----------------------------------------------------------------
+    def _sampler(self, cell: Cell) -> usage.Sampler:
+        """Readings of the server, the proxy and the load generator during a throughput
+        cell's runs (none for the page kinds, whose time is the delay's)."""
+        if self.lab is None or cell.scenario.kind not in ("load", "locust"):
+            return usage.Sampler({})
+        r = cell.route
+        return usage.Sampler({"server": self.lab.usage_source(r.server),
+                              "proxy": self.lab.usage_source(r.proxy) if r.proxy != "direct" else None,
+                              "loadgen": self.lab.loadgen_source()})
+
+    def shares(self, cell: Cell) -> dict[str, float]:
+        """The cores each part may use: its processes (a server's workers, a proxy's one
+        worker, h2load's one thread, Locust's worker processes, oha's threads) within its
+        CPUs."""
+        workers = int((self.servers[cell.route.server].params or {}).get("workers", 1))
+        tool = kinds.get(cell.scenario.kind).tool_for(cell.scenario)
+        loadgen = {"h2load": 1, "locust": max(1, getattr(cell.scenario.params, "workers", 0) or 0)}.get(
+            tool, self.lab.cpus("loadgen"))
+        return {"server": min(workers, self.lab.cpus("servers")), "proxy": 1,
+                "loadgen": min(loadgen, self.lab.cpus("loadgen"))}
+
+    def _add_usage(self, result: dict, cell: Cell, sampler: usage.Sampler) -> None:
+        if not sampler.sources:
+            return
+        share = self.shares(cell)
+        found = {role: resources.summarize(rs, share[role]) for role, rs in sampler.readings.items()}
+        result["resources"] = {role: v for role, v in found.items() if v}
+        if result.get("req_per_s") is not None:
+            result["req_per_cpu_s"] = resources.per_cpu_second(result)
+            result["saturation"] = resources.saturation(result["resources"], result.get("ceiling_share"),
+                                                        NEAR_CEILING)
 
     # -- the load generator's ceiling -------------------------------------------------------
     def ceiling_route(self, route: Route) -> Route | None:
@@ -314,10 +364,15 @@ class Runner:
             "second_client": None,
             "runs": [],
             "spread": None,
+            "ci": None,  # the median's confidence interval over the runs (stats.median_ci)
+            "unrankable": None,
             "percentiles_ms": None,
             "loadgen_cpu_pct": None,
             "ceiling": None,
             "ceiling_share": None,
+            "resources": None,  # per part: CPU seconds, average and peak cores, peak memory
+            "req_per_cpu_s": None,  # requests per CPU-second of the server
+            "saturation": None,  # which part was near its CPU share, or "elsewhere"
             "liveness": None,
             "restarts": {},
             "versions": {
@@ -380,7 +435,9 @@ def run_cells(cells: list[Cell], runner: Runner, redo: bool = False) -> tuple[in
             figure = f"{res['finished_ms'] / 1000:.2f} s"
         if res.get("spread"):
             sp = res["spread"]
-            figure += f" median of {sp['n']} (min {sp['min']:.0f}, max {sp['max']:.0f}, CV {sp['cv']:.1%})"
+            ci = res.get("ci") or stats.median_ci([r["req_per_s"] for r in res["runs"]])
+            figure = (f"{stats.fmt_pm(ci)} req/s, median of {sp['n']} (min {sp['min']:.0f}, "
+                      f"max {sp['max']:.0f}, CV {sp['cv']:.1%})")
         if res.get("ceiling_share") is not None:
             figure += f", {res['ceiling_share']:.0%} of the load generator's ceiling"
         runner.log(f"    {res['status']:<11} {figure or res['reason'][:110]}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from asgilab import charts, claims, crosscheck, families, findings, paths, results, scaling, stats
+from asgilab import charts, claims, crosscheck, families, findings, paths, ranking, results, scaling, stats
 from asgilab.lambda_adapter import view as lambda_view
 from asgilab.matrix import NEAR_CEILING
 from asgilab.topology import PROTOCOL_LABEL
@@ -30,6 +30,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["label"] = lambda c: PROTOCOL_LABEL.get(c, c)
+    env.globals.update(interval=ranking.interval, unrankable=ranking.unrankable,
+                       min_runs=stats.MIN_RUNS, min_run_s=f"{stats.MIN_RUN_S:g}")
     return env
 
 
@@ -71,6 +73,7 @@ def scenario_tables(cells: list[dict], kinds: tuple[str, ...] = LOAD_KINDS,
             "counts": _counts(group),
             "chart": charts.throughput(group, all_servers, paths_, clients, family) if with_charts else None,
             "latency": charts.percentiles(group, all_servers, clients, family) if with_charts else None,
+            "cost": charts.cost(group, all_servers, family) if with_charts else None,
         })
     return tables
 
@@ -243,6 +246,8 @@ def context(cells: list[dict]) -> dict:
         "sections": findings.sections(found),
         "families": family,  # server -> family, for the page's variant filter
         "max_cv": stats.MAX_CV,
+        "cv_table": ranking.cv_distribution(cells),
+        "ranking_method": ranking.method_text(),
         "near_ceiling": NEAR_CEILING,
         "scaling": scaling.table(cells),
         "scaling_single": scaling.single_worker_families(cells),

@@ -14,8 +14,9 @@ SCHEMA = 1
 STATUSES = tuple(s.value for s in Status)
 CSV_COLUMNS = (
     "runtime", "server", "proxy", "upstream_protocol", "client_protocol", "negotiated_protocol",
-    "scenario", "tool", "status", "req_per_s", "succeeded", "failed", "finished_ms", "reason",
-    "cell_id",
+    "scenario", "tool", "status", "req_per_s", "succeeded", "failed", "finished_ms", "runs", "ci_lo",
+    "ci_hi", "cv", "rankable", "server_cpu_s", "server_avg_cores", "server_peak_rss_mb",
+    "proxy_avg_cores", "loadgen_avg_cores", "req_per_cpu_s", "limited", "reason", "cell_id",
 )
 
 
@@ -71,9 +72,29 @@ def csv_row(r: dict) -> dict:
         "succeeded": r.get("succeeded", ""),
         "failed": r.get("failed", ""),
         "finished_ms": "" if r.get("finished_ms") is None else f"{r['finished_ms']:.1f}",
+        "runs": len(r.get("runs") or []),
+        "ci_lo": _num((r.get("ci") or {}).get("lo")),
+        "ci_hi": _num((r.get("ci") or {}).get("hi")),
+        "cv": _num((r.get("spread") or {}).get("cv"), 4),
+        "rankable": "" if r.get("req_per_s") is None else ("no" if r.get("unrankable") else "yes"),
+        "server_cpu_s": _num(_part(r, "server", "cpu_s"), 3),
+        "server_avg_cores": _num(_part(r, "server", "avg_cores"), 3),
+        "server_peak_rss_mb": _num(_part(r, "server", "peak_rss_mb"), 1),
+        "proxy_avg_cores": _num(_part(r, "proxy", "avg_cores"), 3),
+        "loadgen_avg_cores": _num(_part(r, "loadgen", "avg_cores"), 3),
+        "req_per_cpu_s": _num(r.get("req_per_cpu_s"), 1),
+        "limited": (r.get("saturation") or {}).get("limited", ""),
         "reason": r.get("reason", ""),
         "cell_id": r["cell_id"],
     }
+
+
+def _num(v: float | None, digits: int = 2) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def _part(r: dict, role: str, key: str) -> float | None:
+    return ((r.get("resources") or {}).get(role) or {}).get(key)
 
 
 def write_csv(results: list[dict], path: Path | None = None) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from asgilab import families, stats
+from asgilab import families, ranking, stats
 
 SCALED_KINDS = ("load", "locust")
 
@@ -36,6 +36,8 @@ def _point(c: dict) -> dict:
         "share": share,
         "near_ceiling": share is not None and share >= stats.NEAR_CEILING,
         "cell_id": c["cell_id"],
+        "unrankable": ranking.unrankable(c),
+        "_cell": c,  # for the verdict; dropped from the rows
     }
 
 
@@ -49,12 +51,11 @@ def verdict(points: list[dict]) -> str:
         p = capped[-1]
         return (f"{change}, but {p['workers']} worker(s) reach {p['share']:.0%} of the load "
                 "generator's ceiling: the plateau may be the load generator's, not the server's")
-    if min(len(lo["runs"]), len(hi["runs"])) < 2:
-        return f"{change}; one run each: cannot rank"
-    seen = stats.compare(hi["runs"], lo["runs"])
-    if seen == "overlap":
-        return f"{change}; runs overlap: no difference shown"
-    return f"{change}; runs do not overlap ({'gain' if seen == 'faster' else 'loss'})"
+    j = ranking.judge(hi["_cell"], lo["_cell"])
+    if not j.ranked:
+        return f"{change}; {j.text}"
+    word = {"faster": "a gain", "slower": "a loss"}.get(j.verdict)
+    return f"{change}; {j.text}" + (f": {word}" if word else "")
 
 
 def table(cells: list[dict]) -> list[dict]:
@@ -82,6 +83,8 @@ def table(cells: list[dict]) -> list[dict]:
             "cpuset": (group[0].get("placement") or {}).get("servers cpuset", ""),
             "points": points, "verdict": verdict(points),
         })
+        for p in points:
+            p.pop("_cell")
     return rows
 
 

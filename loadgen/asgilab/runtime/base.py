@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 from abc import ABC, abstractmethod
@@ -171,6 +172,21 @@ class Runtime(ABC):
     def placement(self) -> dict[str, str]:
         """CPU placement of the lab's parts; empty when the runtime does not pin."""
         return {}
+
+    # -- what each part uses (asgilab.runtime.usage) ------------------------------------
+    def usage_source(self, service: str):
+        """Readings of a server's or proxy's CPU time and memory; None where not known."""
+        return None
+
+    def loadgen_source(self):
+        """Readings of the load generator: this process and the tools it runs."""
+        from asgilab.runtime import usage
+
+        return usage.driver_source()
+
+    def cpus(self, part: str) -> int:
+        """CPUs a part (servers, proxies, loadgen) may run on."""
+        return os.cpu_count() or 1
 
     def delegate(self, command: argparse.Namespace | list[str], *, locust_workers: int = 0) -> int | None:
         """Runs a command where this runtime runs its commands and returns its exit status;

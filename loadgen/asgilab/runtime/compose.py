@@ -315,6 +315,22 @@ class ComposeRuntime(Runtime):
             # Nothing can be told without the engine: not a verdict on the server, and said.
             return Liveness(service, True, f"unknown ({exc})")
 
+    def usage_source(self, service: str):
+        from asgilab.runtime import usage
+
+        return usage.engine_source(self._engine(), lambda: (self._container(service) or {}).get("Id"))
+
+    def loadgen_source(self):
+        from asgilab.runtime import usage
+
+        # Inside the loadgen container its own cgroup is the load generator (driver, tools).
+        return (usage.own_cgroup_source() if inside() else None) or usage.driver_source()
+
+    def cpus(self, part: str) -> int:
+        from asgilab.runtime import usage
+
+        return usage.cpuset_size(cpusets()[part])
+
     def restart(self, service: str) -> list[str]:
         """Starts the service's container again and waits for its health check. A server
         that comes back on another address (or whose address was never seen) is followed by

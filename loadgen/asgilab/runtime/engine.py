@@ -86,6 +86,10 @@ class Engine:
         if status != 204:
             raise LabError(f"Docker engine: cannot restart {container}: {status} {body[:200]!r}")
 
+    def stats(self, container: str) -> dict:
+        """One reading of a container's CPU and memory counters (no wait for a second one)."""
+        return self._json("GET", f"/containers/{container}/stats?stream=false&one-shot=true")  # type: ignore[return-value]
+
     def logs(self, container: str, tail: int = 8) -> str:
         status, body = self._request("GET", f"/containers/{container}/logs?stdout=1&stderr=1&tail={tail}")
         return demux(body).strip() if status == 200 else ""

@@ -173,6 +173,21 @@ class LocalRuntime(Runtime):
                 return Liveness(service, False, self._exit_of(name), self._log_tail(name))
         return Liveness(service, True)
 
+    def usage_source(self, service: str):
+        from asgilab.runtime import usage
+
+        def groups() -> set[int]:
+            state = self._state() or {}
+            return {p["pid"] for p in state.get("procs", {}).values() if p["service"] == service}
+        return usage.group_source(groups)
+
+    def loadgen_source(self):
+        from asgilab.runtime import usage
+
+        def lab() -> set[int]:
+            return {p["pid"] for p in (self._state() or {}).get("procs", {}).values()}
+        return usage.driver_source(lab)
+
     def _status(self, name: str) -> dict | None:
         try:
             return json.loads((self.dir / "logs" / f"{name}.exit").read_text())
