@@ -12,7 +12,7 @@ APP_ENV  = $(if $(APP),LAB_APP=$(APP) LAB_APP_DIR=$(abspath $(or $(APP_DIR),.)))
 ASGILAB  = cd loadgen && $(strip $(APP_ENV)) $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check matrix browser features mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
+.PHONY: help setup lab down status routes check compare matrix browser features mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -22,6 +22,7 @@ help:
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
 	@echo "make mangum    Mangum (an AWS Lambda adapter) in process: every event kind verified, its feature row, its cost"
+	@echo "make compare OLD=old/reports NEW=reports  cell by cell: what got faster, slower, or did not measurably change"
 	@echo "make down      stop everything the lab started"
 	@echo "make test      run the test suite (unit and integration: starts servers, proxies, tools, browsers)"
 	@echo "make test-fast the unit tests only (pytest -m 'not integration'), for a quick loop"
@@ -59,6 +60,12 @@ lab: setup
 
 down: setup
 	@$(ASGILAB) down
+
+OLD ?=
+NEW ?= reports
+compare: setup
+	@test -n "$(OLD)" || { echo "make compare: give OLD=path/to/reports (the set before; NEW defaults to reports)"; exit 2; }
+	@$(ASGILAB) compare $(abspath $(OLD)) $(abspath $(NEW))
 
 status: setup
 	@$(ASGILAB) status

@@ -52,7 +52,8 @@ def test_two_servers_rankable_with_intervals_tests_and_what_each_part_used(tmp_p
     res = asgilab("matrix", "--preset", "smoke-rank", env=env, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert lab_processes(env["LAB_STATE_DIR"]) == []
-    cells = [json.loads(p.read_text()) for p in Path(env["LAB_REPORTS_DIR"], "results", "local").glob("*.json")]
+    stored = Path(env["LAB_REPORTS_DIR"], "results", "local").glob("*.json")
+    cells = [json.loads(p.read_text()) for p in stored]
     assert len(cells) == 4 and all(c["status"] == "ok" for c in cells), [c["reason"] for c in cells]
     for c in cells:
         assert c["unrankable"] is None and len(c["runs"]) == 3

@@ -174,5 +174,68 @@ def test_paths_narrow_a_preset_to_paths_it_runs():
     assert presets.with_paths(variants, ["direct"]).paths == ["direct"]
     with pytest.raises(LabError, match="--paths envoy-h1: preset variants runs direct, nginx-h1"):
         presets.with_paths(variants, ["envoy-h1"])
-    talk = presets.load_all()["talk"]  # no paths list: direct and every path of its proxies
-    assert presets.with_paths(talk, ["envoy-h2c"]).paths == ["envoy-h2c"]
+    full = presets.load_all()["talk-full"]  # no paths list: direct and every path of its proxies
+    assert presets.with_paths(full, ["envoy-h2c"]).paths == ["envoy-h2c"]
+
+
+def test_a_scenario_may_run_on_some_of_the_presets_paths_and_the_default_stays_small():
+    """`talk` (the default): the grid on direct and one path per proxy, the page direct only."""
+    from asgilab import catalog, config, planning, presets, topology
+    from asgilab.errors import LabError
+
+    talk = presets.get("talk")
+    topo = topology.build(catalog.load_servers(), catalog.load_proxies(), config.get().port_base,
+                          lambda _s: "127.0.0.1", only_servers=talk.servers, only_proxies=talk.proxies)
+    cells = planning.plan(talk, topo)
+    pages = [c for c in cells if c.scenario.kind in ("page24", "browser")]
+    assert pages and {c.route.path for c in pages} == {"direct"}
+    assert {c.route.path for c in cells} == {"direct", "nginx-h1", "haproxy-h2c", "envoy-h2"}
+    assert pages[0].scenario.to_dict()["paths"] == ["direct"]
+    full = planning.plan(presets.get("talk-full"), topo)
+    assert len(full) > 2 * len(cells)
+    with pytest.raises(LabError, match="paths envoy-h1 are not among the preset's paths"):
+        presets.load_all(_toml("""
+[presets.x]
+description = "x"
+paths = ["direct"]
+scenarios = [{ kind = "page24", delay = 1.0, paths = ["envoy-h1"] }]
+"""))
+
+
+def _toml(text: str):
+    import tempfile
+    from pathlib import Path
+
+    f = Path(tempfile.mkdtemp()) / "presets.toml"
+    f.write_text(text)
+    return f
+
+
+def test_the_expected_wall_time_adds_runs_overheads_ceilings_and_features():
+    from asgilab import planning, presets
+
+    model = {"runtimes": {"local": {"cell_s": 1.0, "run_s": 0.5, "feature_s": 0.1}},
+             "tools": {"requests_per_s": 1000, "page_s": 0.0, "browser_s": 0.0, "locust_s": 0.0,
+                       "locust_worker_s": 0.0, "oha_h3_wait_s": 30}}
+    route = topology_route()
+    load = presets.scenario("load", clients=8, duration=5, warmup=1, repeat=3, ceiling=True)
+    nreq = presets.scenario("load", clients=8, requests=2000)
+    page = presets.scenario("page24", delay=2.0)
+    cells = [planning.Cell(load, route), planning.Cell(nreq, route), planning.Cell(page, route)]
+    from asgilab import kinds
+
+    est = planning.expected_s(cells, model, "local",
+                              lambda s, cl, t: kinds.get(s.kind).expected_s(s, cl, t), feature_probes=100)
+    # load: 1 + 3 x (6 + 0.5) + one ceiling run 6.5; -n 2000 at 1000/s: 1 + 2.5; the page over h1: 1 + 8.5
+    assert est.by_kind == {"load": 1 + 19.5 + 6.5 + 3.5, "page24": 9.5}
+    assert est.features_s == 10.0 and est.total_s == 50.0
+    assert est.text() == "expected wall time about 50s (3 cells 40s: load 30s, page24 10s + features 10s)"
+    assert planning.fmt_duration(3725) == "1h02m" and planning.fmt_duration(75) == "1m15s"
+
+
+def topology_route():
+    from asgilab import catalog, topology
+
+    topo = topology.build(catalog.load_servers(), catalog.load_proxies(), 18000, lambda _s: "127.0.0.1",
+                          only_servers=["uvicorn"], only_proxies=[])
+    return next(r for r in topo.routes if r.client == "h1")

@@ -18,7 +18,8 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from asgilab import (
@@ -51,6 +52,21 @@ SETTLE_S = 0.3
 
 __all__ = ["Cell", "RouteCheck", "Runner", "Verdict", "fold_runs", "page_urls", "plan",
            "repeat_runs", "run_cells"]
+
+
+class _Clock:
+    """Seconds spent per step of a cell (``with clock("runs"): ...``), summed per name."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent[step] = round(self.spent.get(step, 0.0) + time.monotonic() - t0, 3)
 
 
 # -- folding runs -----------------------------------------------------------------------
@@ -171,7 +187,9 @@ class Runner:
         started = time.time()
         kind = kinds.get(cell.scenario.kind)
         try:
-            return self._run(cell, kind, started)
+            result = self._run(cell, kind, started)
+            result.setdefault("timing_s", {})["total"] = round(time.time() - started, 3)
+            return result
         except Exception as exc:  # noqa: BLE001 - recorded in the cell, with its traceback
             self.log(f"    the lab failed: {type(exc).__name__}: {exc}")
             verdict = verdicts.from_lab_error(f"{type(exc).__name__}: {exc}")
@@ -184,31 +202,38 @@ class Runner:
         if gone:
             result = self._skeleton(cell, RouteCheck(None), started, kind)
             return self._finish(result, verdicts.given_up(gone, self.given_up[gone]), {}, {})
-        before = self._liveness(services)
+        clock = _Clock()  # where the cell's time goes: the matrix's own overhead is measured
+        with clock("liveness"):
+            before = self._liveness(services)
         if not all(st.alive for st in before.values()):
             result = self._skeleton(cell, RouteCheck(None), started, kind)
             return self._finish(result, self._crashed(before), before, before)
-        check = self.check_route(cell.route)
+        with clock("route_check"):
+            check = self.check_route(cell.route)
         result = self._skeleton(cell, check, started, kind)
-        verdict = check.verdict or kind.before(cell, self.ctx)
+        with clock("before"):
+            verdict = check.verdict or kind.before(cell, self.ctx)
         if verdict is None:
-            with self._sampler(cell) as sampler:
+            with clock("runs"), self._sampler(cell) as sampler:
                 runs, verdict = repeat_runs(cell.scenario.repeat, lambda i: self._judged(kind, cell, i))
             fold_runs(result, runs, verdict, kind.last_run_fields)
             if verdict.status == Status.OK:
                 kind.fold(result, runs)
                 if cell.scenario.ceiling:
-                    self._add_ceiling(result, cell, kind)
+                    with clock("ceiling"):
+                        self._add_ceiling(result, cell, kind)
             self._add_usage(result, cell, sampler)
             _private(runs)
-        after = self._liveness(services)
-        if verdict.status != Status.OK and all(st.alive for st in after.values()) and after:
-            # A verdict against the server needs it alive: give a dying one (a container
-            # on its way down) a moment to show it before the verdict stands.
-            time.sleep(SETTLE_S)
+        with clock("liveness"):
             after = self._liveness(services)
+            if verdict.status != Status.OK and all(st.alive for st in after.values()) and after:
+                # A verdict against the server needs it alive: give a dying one (a container
+                # on its way down) a moment to show it before the verdict stands.
+                time.sleep(SETTLE_S)
+                after = self._liveness(services)
         if not all(st.alive for st in after.values()):
             verdict = self._crashed(after)
+        result["timing_s"] = clock.spent
         return self._finish(result, verdict, before, after)
 
     def _judged(self, kind: Kind, cell: Cell, index: int) -> tuple[dict, Verdict]:

@@ -39,12 +39,13 @@ def plan(preset: Preset, topo: Topology) -> list[Cell]:
         and r.client in preset.clients
     ]
     if preset.order != "interleaved":
-        return [Cell(s, r) for r in routes for s in preset.scenarios]
+        return [Cell(s, r) for r in routes for s in preset.scenarios if s.paths is None or r.path in s.paths]
     servers = list(dict.fromkeys(r.server for r in routes))
     cells = []
     for i, s in enumerate(preset.scenarios):
         turn = servers[i % len(servers):] + servers[: i % len(servers)]
-        by_server = {sv: [r for r in routes if r.server == sv] for sv in turn}
+        by_server = {sv: [r for r in routes if r.server == sv and (s.paths is None or r.path in s.paths)]
+                     for sv in turn}
         for k in range(max(len(v) for v in by_server.values())):
             cells += [Cell(s, by_server[sv][k]) for sv in turn if k < len(by_server[sv])]
     return cells
@@ -66,3 +67,49 @@ def split_served(
 
 def page_urls(route: Route, delay: float) -> list[str]:
     return [route.url(f"/message/{i}?delay={delay:g}") for i in range(PAGE_CALLS)]
+
+
+# -- how long a preset will take ----------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    cells_s: float
+    features_s: float
+    cells: int
+    by_kind: dict[str, float]
+
+    @property
+    def total_s(self) -> float:
+        return self.cells_s + self.features_s
+
+    def text(self) -> str:
+        kinds = ", ".join(f"{k} {fmt_duration(v)}"
+                          for k, v in sorted(self.by_kind.items(), key=lambda kv: -kv[1]))
+        feats = f" + features {fmt_duration(self.features_s)}" if self.features_s else ""
+        return (f"expected wall time about {fmt_duration(self.total_s)} "
+                f"({self.cells} cells {fmt_duration(self.cells_s)}: {kinds}{feats})")
+
+
+def expected_s(cells: list[Cell], model: dict, runtime: str,
+               run_s: Callable[[Scenario, str, dict], float], feature_probes: int = 0) -> Estimate:
+    """The preset's expected wall time from its plan and the timing model (loadgen/timing.toml):
+    every run of every cell, each cell's overhead, one ceiling per scenario and client path
+    that asks for it, and the feature probes. ``run_s(scenario, client, tools)``: one run's
+    seconds (the scenario kind's own)."""
+    rt = model["runtimes"][runtime]
+    tools = model["tools"]
+    by_kind: dict[str, float] = {}
+    ceilings: set[tuple] = set()
+    for c in cells:
+        one = run_s(c.scenario, c.route.client, tools) + rt["run_s"]
+        spent = rt["cell_s"] + one * c.scenario.repeat
+        if c.scenario.ceiling and (c.scenario.id, c.route.client, c.route.proxy) not in ceilings:
+            ceilings.add((c.scenario.id, c.route.client, c.route.proxy))
+            spent += one
+        by_kind[c.scenario.kind] = by_kind.get(c.scenario.kind, 0.0) + spent
+    return Estimate(sum(by_kind.values()), feature_probes * rt["feature_s"], len(cells), by_kind)
+
+
+def fmt_duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -13,7 +13,8 @@ from asgilab import kinds, paths
 from asgilab.errors import LabError
 
 DEFAULT_PRESET = "talk"
-COMMON_KEYS = ("kind", "repeat", "ceiling")
+COMMON_KEYS = ("kind", "repeat", "ceiling", "paths")
+COMMON = ("repeat", "ceiling", "paths")  # the generic loop's keys of a scenario
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Scenario:
     params: Any
     repeat: int = 1  # runs per cell; the cell keeps every run and their spread
     ceiling: bool = False  # also measure the client path against the proxy's own response
+    paths: tuple[str, ...] | None = None  # only these of the preset's paths (None: all of them)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "params":
@@ -46,12 +48,13 @@ class Scenario:
 
     def with_(self, **changes: Any) -> Scenario:
         """A copy with some common fields or parameters changed."""
-        common = {k: v for k, v in changes.items() if k in ("repeat", "ceiling")}
+        common = {k: v for k, v in changes.items() if k in COMMON}
         own = {k: v for k, v in changes.items() if k not in common}
         return replace(self, params=replace(self.params, **own) if own else self.params, **common)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "repeat": self.repeat, "ceiling": self.ceiling,
+        only = {"paths": list(self.paths)} if self.paths is not None else {}
+        return {"kind": self.kind, "repeat": self.repeat, "ceiling": self.ceiling, **only,
                 **asdict(self.params), "id": self.id, "label": self.label}
 
 
@@ -61,7 +64,11 @@ def scenario(kind: str, where: str = "scenario", **fields: Any) -> Scenario:
     if kind not in kinds.names():
         raise LabError(f"{where}: unknown scenario kind {kind!r}; known: {', '.join(kinds.names())}")
     k = kinds.get(kind)
-    common = {n: fields.pop(n) for n in ("repeat", "ceiling") if n in fields}
+    common = {n: fields.pop(n) for n in COMMON if n in fields}
+    if "paths" in common:
+        if not isinstance(common["paths"], list) or not all(isinstance(x, str) for x in common["paths"]):
+            raise LabError(f"{where}: paths must be a list of path names, not {common['paths']!r}")
+        common["paths"] = tuple(common["paths"])
     _check_type(where, "repeat", common.get("repeat", 1), int)
     _check_type(where, "ceiling", common.get("ceiling", False), bool)
     if common.get("repeat", 1) < 1:
@@ -115,6 +122,13 @@ class Preset:
     per_target: bool = False  # each load scenario once per request of the user's TARGETS (APP=)
 
 
+def timing_model(path: Path | None = None) -> dict:
+    """loadgen/timing.toml: what cells are expected to take (planning.expected_s)."""
+    path = path or paths.LOADGEN_DIR / "timing.toml"
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
 def load_all(path: Path | None = None) -> dict[str, Preset]:
     path = path or paths.LOADGEN_DIR / "presets.toml"
     try:
@@ -130,6 +144,11 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
             where = f"{path.name}: preset {name}, scenario {i} ({raw.get('kind', 'no kind')})"
             fields = dict(raw)
             scenarios.append(scenario(fields.pop("kind", None), where, **fields))
+        for i, sc in enumerate(scenarios, 1):
+            extra = sorted(set(sc.paths or ()) - set(spec["paths"])) if spec.get("paths") else []
+            if extra:
+                raise LabError(f"{path.name}: preset {name}, scenario {i}: paths {', '.join(extra)} are not "
+                               f"among the preset's paths ({', '.join(spec['paths'])})")
         out[name] = Preset(
             name=name,
             description=spec.get("description", ""),

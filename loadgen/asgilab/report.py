@@ -35,6 +35,11 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def render(template: str, **context_: object) -> str:
+    """One of the report's templates (compare.html.j2: `asgilab compare`)."""
+    return _env().get_template(template).render(**context_)
+
+
 def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 

@@ -45,8 +45,9 @@ def save(result: dict) -> Path:
     return path
 
 
-def load_all() -> list[dict]:
-    root = paths.reports_dir() / "results"
+def load_all(reports: Path | None = None) -> list[dict]:
+    """Every stored cell of a reports directory (default: the lab's)."""
+    root = (reports or paths.reports_dir()) / "results"
     out = []
     for p in sorted(root.glob("*/*.json")):
         try:

@@ -51,8 +51,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    """Each preset, its cells and expected wall time under both runtimes (user-app presets:
+    without the app they cannot be planned)."""
+    from asgilab import topology
+
     for name, p in presets.load_all().items():
         print(f"  {name:<8} {len(p.scenarios)} scenario(s): {p.description}")
+        if p.per_target:
+            continue
+        servers = list(p.servers or catalog.load_servers())
+        topo = topology.build(catalog.load_servers(), catalog.load_proxies(), config.get().port_base,
+                              lambda _s: "127.0.0.1", only_servers=servers, only_proxies=p.proxies)
+        cells, _na = _served(matrix.plan(p, topo), say=lambda _m: None)
+        times = ", ".join(f"{rt} {planning.fmt_duration(estimate(p, cells, rt).total_s)}"
+                          for rt in ("local", "compose"))
+        print(f"  {'':<8} {len(cells)} cells; expected {times}")
     return 0
 
 
@@ -108,6 +121,7 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
     print(f"asgilab: preset {preset.name}: {len(cells)} cells "
           f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
           f"routes) on the {rt.name} runtime", flush=True)
+    print(f"asgilab: {estimate(preset, cells, rt.name).text()}", flush=True)
     if preset.features:
         from asgilab.commands.features import probe_lab
 
@@ -121,6 +135,18 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
     finally:
         runner.close()  # the browser, before the lab goes down
     return ran, skipped, len(na)
+
+
+def estimate(preset: presets.Preset, cells: list, runtime_name: str) -> planning.Estimate:
+    """The preset's expected wall time from its plan (loadgen/timing.toml), features included."""
+    probes = 0
+    if preset.features:
+        from asgilab.features import registry
+
+        probes = len(registry.load()) * len({(c.route.server, c.route.path) for c in cells})
+    def run_s(s, client: str, tools: dict) -> float:
+        return kinds.get(s.kind).expected_s(s, client, tools)
+    return planning.expected_s(cells, presets.timing_model(), runtime_name, run_s, probes)
 
 
 def _with_targets(preset: presets.Preset) -> presets.Preset:
@@ -143,7 +169,7 @@ def _with_targets(preset: presets.Preset) -> presets.Preset:
     return presets.for_targets(preset, found, locustfile)
 
 
-def _served(cells: list) -> tuple[list, list]:
+def _served(cells: list, say=print) -> tuple[list, list]:
     """Leaves out the cells whose server's app does not serve what they request (the talk's
     2021 app has no /echo; a user's app answers only its TARGETS as far as the lab knows),
     saying so: such a cell is n/a, not a failure of the server."""
@@ -158,13 +184,13 @@ def _served(cells: list) -> tuple[list, list]:
         reasons = dict.fromkeys(variants, reason)
     run, na = planning.split_served(cells, serves, lambda s: kinds.get(s.kind).app_paths(s.params))
     for cell, missing in na:
-        print(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "
-              f"{reasons[cell.route.server]}", flush=True)
+        say(f"asgilab: n/a {cell.scenario.id} {cell.route.id}: requests {', '.join(missing)}; "
+            f"{reasons[cell.route.server]}")
     spoken = []
     for cell in run:  # a tool that cannot speak the route's protocol: no cell, no verdict
         why = kinds.get(cell.scenario.kind).cannot_speak(cell.scenario, cell.route.client)
         if why:
-            print(f"asgilab: n/a {cell.id}: {why}", flush=True)
+            say(f"asgilab: n/a {cell.id}: {why}")
             na.append((cell, []))
         else:
             spoken.append(cell)

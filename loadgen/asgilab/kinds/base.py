@@ -83,6 +83,11 @@ class Kind:
         Such cells are n/a and never run: a tool's limit is no verdict on a server."""
         return None
 
+    def expected_s(self, s: Scenario, client: str, tools: dict[str, float]) -> float:
+        """Seconds one run of this scenario takes on a route with this client protocol, by
+        the timing model's ``tools`` figures (loadgen/timing.toml)."""
+        raise NotImplementedError
+
     def tool_for(self, s: Scenario) -> str:
         """The load tool a scenario runs (results' ``tool``; a kind may let scenarios choose)."""
         return self.tool

@@ -123,6 +123,9 @@ class BrowserKind(Kind):
             return verdicts.tool_cannot_speak("Chromium", "h2c", H2C_REASON)
         return None
 
+    def expected_s(self, s, client: str, tools: dict[str, float]) -> float:
+        return s.params.delay * (1 if client in ("h2", "h3") else 4) + tools["browser_s"]
+
     def run_once(self, ctx: Context, cell: Cell, index: int) -> Run:
         route, delay = cell.route, cell.scenario.params.delay
         url = route.url(f"/?delay={delay:g}")

@@ -117,6 +117,13 @@ class LoadKind(_H2load):
     def tool_for(self, s) -> str:
         return s.params.tool
 
+    def expected_s(self, s, client: str, tools: dict[str, float]) -> float:
+        p = s.params
+        one = (p.warmup or 0) + p.duration if p.duration else p.requests / tools["requests_per_s"]
+        if p.tool == "oha":
+            one += (p.warmup or 0) + (tools["oha_h3_wait_s"] if client == "h3" else 0)  # its own warm-up run
+        return one
+
     def scenario_id(self, s) -> str:
         p = s.params
         parts = [f"target-{p.target}" if p.target else (p.path.strip("/").replace("/", "-") or "root")]
@@ -269,6 +276,9 @@ class PageKind(_H2load):
 
     def app_paths(self, params) -> tuple[str, ...]:
         return ("/", "/message/")
+
+    def expected_s(self, s, client: str, tools: dict[str, float]) -> float:
+        return s.params.delay * (1 if client in ("h2", "h2c") else 4) + tools["page_s"]
 
     def scenario_id(self, s) -> str:
         return f"page24-d{s.params.delay:g}"

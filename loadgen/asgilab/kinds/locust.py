@@ -76,6 +76,11 @@ class LocustKind(Kind):
     Params = LocustParams
     has_ceiling = True
 
+    def expected_s(self, s, client: str, tools: dict[str, float]) -> float:
+        p = s.params
+        start = tools["locust_s"] + p.workers * tools["locust_worker_s"]
+        return (p.warmup or 0) + (p.duration or 10.0) + start
+
     def validate(self, params: LocustParams) -> str | None:
         if params.user_class not in USER_CLASSES:
             return f"locust user_class must be one of {', '.join(USER_CLASSES)}"

@@ -318,7 +318,13 @@ class ComposeRuntime(Runtime):
     def usage_source(self, service: str):
         from asgilab.runtime import usage
 
-        return usage.engine_source(self._engine(), lambda: (self._container(service) or {}).get("Id"))
+        found: list[str | None] = []  # the container's id, looked up once per cell
+
+        def container() -> str | None:
+            if not found:
+                found.append((self._container(service) or {}).get("Id"))
+            return found[0]
+        return usage.engine_source(self._engine(), container)
 
     def loadgen_source(self):
         from asgilab.runtime import usage
