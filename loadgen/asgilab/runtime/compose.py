@@ -190,6 +190,8 @@ class ComposeRuntime(Runtime):
             return
         if self.services():
             self.down()
+        else:
+            self._remove_networks()  # left by a run that did not get to its `down`
         self.build()
         unbuildable = images.recorded().get("unbuildable") or {}
         variants = catalog.load_servers()
@@ -263,6 +265,20 @@ class ComposeRuntime(Runtime):
                               capture_output=True, text=True, timeout=30).stdout.split()
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
+        self._remove_networks()
+
+    def _remove_networks(self) -> None:
+        """The project's networks once its containers are gone. `down` leaves one that a
+        container of `run` still held, and an engine can hold two of the same name (two
+        Compose processes that created it at once): every later `up` then fails with
+        "network … is ambiguous", so they go by id, all of them."""
+        engine = self._engine()
+        try:
+            for net in engine.networks(project()):
+                engine.remove_network(net["Id"])
+        except LabError as exc:
+            print(f"asgilab: warning: {exc} (docker network ls --filter "
+                  f"label=com.docker.compose.project={project()})", flush=True)
 
     def running(self) -> dict | None:
         """The servers and proxies that have containers, when every one of them is healthy
