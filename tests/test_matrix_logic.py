@@ -231,6 +231,11 @@ def test_the_expected_wall_time_adds_runs_overheads_ceilings_and_features():
     assert est.features_s == 10.0 and est.total_s == 50.0
     assert est.text() == "expected wall time about 50s (3 cells 40s: load 30s, page24 10s + features 10s)"
     assert planning.fmt_duration(3725) == "1h02m" and planning.fmt_duration(75) == "1m15s"
+    # A runtime's own tool figure wins over [tools]: -n 2000 at 500/s is 4 s, not 2 s.
+    model["runtimes"]["slow"] = {"cell_s": 1.0, "run_s": 0.5, "feature_s": 0.1, "requests_per_s": 500}
+    slow = planning.expected_s([planning.Cell(nreq, route)], model, "slow",
+                               lambda s, cl, t: kinds.get(s.kind).expected_s(s, cl, t))
+    assert slow.by_kind == {"load": 1 + 4.5}
 
 
 def topology_route():

@@ -42,9 +42,18 @@ def test_requests_per_cpu_second_and_saturation():
     assert resources.saturation({"server": {"busy": 0.9}})["limited"] == "unknown"
 
 
+def _first() -> None:
+    """The loop runs at the kernel's highest priority where it may (root): other work on the
+    machine (a Compose lab, a build) then does not keep it from its one core."""
+    try:
+        os.nice(-20)
+    except OSError:
+        pass
+
+
 @pytest.fixture
 def busy_group():
-    proc = subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True, preexec_fn=_first)
     yield proc
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

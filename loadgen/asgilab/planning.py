@@ -96,7 +96,8 @@ def expected_s(cells: list[Cell], model: dict, runtime: str,
     that asks for it, and the feature probes. ``run_s(scenario, client, tools)``: one run's
     seconds (the scenario kind's own)."""
     rt = model["runtimes"][runtime]
-    tools = model["tools"]
+    # A runtime may set a tool figure of its own (Compose's network answers -n runs slower).
+    tools = {**model["tools"], **{k: v for k, v in rt.items() if k in model["tools"]}}
     by_kind: dict[str, float] = {}
     ceilings: set[tuple] = set()
     for c in cells:
