@@ -265,6 +265,12 @@ class ComposeRuntime(Runtime):
                               capture_output=True, text=True, timeout=30).stdout.split()
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
+            # What those containers held, `down -v` could not remove.
+            vols = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                                   f"label=com.docker.compose.project={project()}"],
+                                  capture_output=True, text=True, timeout=30).stdout.split()
+            if vols:
+                subprocess.run(["docker", "volume", "rm", "-f", *vols], capture_output=True, timeout=120)
         self._remove_networks()
 
     def _remove_networks(self) -> None:
