@@ -31,8 +31,8 @@ def _create_network(name: str) -> str:
         conn.close()
 
 
-def _names() -> list[str]:
-    return subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}", "--filter",
+def _networks(fmt: str) -> list[str]:
+    return subprocess.run(["docker", "network", "ls", "--format", fmt, "--filter",
                            f"label=com.docker.compose.project={PROJECT}"],
                           capture_output=True, text=True, timeout=60).stdout.split()
 
@@ -45,10 +45,11 @@ def test_down_removes_the_projects_networks_even_two_of_one_name(monkeypatch):
     try:
         for _ in range(2):
             _create_network(f"{PROJECT}_lab")
-        assert _names() == [f"{PROJECT}_lab"] * 2
+        assert _networks("{{.Name}}") == [f"{PROJECT}_lab"] * 2
         ComposeRuntime().down()
-        assert _names() == []
+        assert _networks("{{.Name}}") == []
     finally:
-        for net in Engine().networks(PROJECT):
-            Engine().remove_network(net["Id"])
+        ids = _networks("{{.ID}}")
+        if ids:
+            subprocess.run(["docker", "network", "rm", *ids], capture_output=True, timeout=60)
         config.reset()

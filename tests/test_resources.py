@@ -11,6 +11,7 @@ import pytest
 from asgilab import resources
 from asgilab.resources import Reading
 from asgilab.runtime import usage
+from conftest import wait_for
 
 BUSY = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 
@@ -60,12 +61,9 @@ def busy_group():
 
 
 def _sample(sources: dict, seconds: float) -> dict:
-    import time
-
     with usage.Sampler(sources, interval_s=0.2) as s:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and len(next(iter(s.readings.values()))) < seconds / 0.2:
-            time.sleep(0.05)  # the window itself is what is measured here
+        wait_for(lambda: len(next(iter(s.readings.values()))) >= seconds / 0.2, seconds + 10,
+                 lambda: f"{seconds / 0.2:.0f} readings (got {len(next(iter(s.readings.values())))})")
     return s.readings
 
 

@@ -191,7 +191,7 @@ class ComposeRuntime(Runtime):
         if self.services():
             self.down()
         else:
-            self._remove_networks()  # left by a run that did not get to its `down`
+            self._remove_leftovers()  # of a run that did not get to its `down`
         self.build()
         unbuildable = images.recorded().get("unbuildable") or {}
         variants = catalog.load_servers()
@@ -259,32 +259,23 @@ class ComposeRuntime(Runtime):
         if compose_command() is None:
             return
         self.compose("down", "-v", "--remove-orphans", "-t", "5", timeout=300, check=False)
-        # Containers of `run` (driver, Locust) carry the project label too.
-        left = subprocess.run(["docker", "ps", "-aq", "--filter",
-                               f"label=com.docker.compose.project={project()}"],
-                              capture_output=True, text=True, timeout=30).stdout.split()
-        if left:
-            subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
-            # What those containers held, `down -v` could not remove.
-            vols = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
-                                   f"label=com.docker.compose.project={project()}"],
-                                  capture_output=True, text=True, timeout=30).stdout.split()
-            if vols:
-                subprocess.run(["docker", "volume", "rm", "-f", *vols], capture_output=True, timeout=120)
-        self._remove_networks()
+        self._remove_leftovers()
 
-    def _remove_networks(self) -> None:
-        """The project's networks once its containers are gone. `down` leaves one that a
-        container of `run` still held, and an engine can hold two of the same name (two
-        Compose processes that created it at once): every later `up` then fails with
-        "network … is ambiguous", so they go by id, all of them."""
-        engine = self._engine()
-        try:
-            for net in engine.networks(project()):
-                engine.remove_network(net["Id"])
-        except LabError as exc:
-            print(f"asgilab: warning: {exc} (docker network ls --filter "
-                  f"label=com.docker.compose.project={project()})", flush=True)
+    def _remove_leftovers(self) -> None:
+        """Everything that still carries the project's label, by id: containers of `run`
+        (driver, Locust), then the volumes and networks they held when `down -v` ran. An
+        engine can also hold two networks of one name (two Compose processes that created it
+        at once), after which every `up` fails with "network … is ambiguous"."""
+        label = f"label=com.docker.compose.project={project()}"
+        for ls, rm in ((["ps", "-aq"], ["rm", "-f"]), (["volume", "ls", "-q"], ["volume", "rm", "-f"]),
+                       (["network", "ls", "-q"], ["network", "rm"])):
+            ids = subprocess.run(["docker", *ls, "--filter", label], capture_output=True, text=True,
+                                 timeout=30).stdout.split()
+            if ids:
+                res = subprocess.run(["docker", *rm, *ids], capture_output=True, text=True, timeout=120)
+                if res.returncode != 0:
+                    print(f"asgilab: warning: docker {' '.join(rm)}: {res.stderr.strip()[-300:]} "
+                          f"(docker {' '.join(ls)} --filter {label})", flush=True)
 
     def running(self) -> dict | None:
         """The servers and proxies that have containers, when every one of them is healthy

@@ -73,17 +73,6 @@ class Engine:
         filters = quote(json.dumps({"label": labels}))
         return list(self._json("GET", f"/containers/json?all=1&filters={filters}"))  # type: ignore[arg-type]
 
-    def networks(self, project: str) -> list[dict]:
-        """The project's networks: Compose labels the ones it creates."""
-        filters = quote(json.dumps({"label": [f"com.docker.compose.project={project}"]}))
-        return list(self._json("GET", f"/networks?filters={filters}"))  # type: ignore[arg-type]
-
-    def remove_network(self, network_id: str) -> None:
-        status, body = self._request("DELETE", f"/networks/{network_id}", timeout=60)
-        if status not in (204, 404):  # 404: already gone
-            raise LabError(f"Docker engine: cannot remove network {network_id[:12]}: "
-                           f"{status} {body[:200]!r}")
-
     def inspect(self, container: str) -> dict:
         return self._json("GET", f"/containers/{container}/json")  # type: ignore[return-value]
 
