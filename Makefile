@@ -12,7 +12,7 @@ APP_ENV  = $(if $(APP),LAB_APP=$(APP) LAB_APP_DIR=$(abspath $(or $(APP_DIR),.)))
 ASGILAB  = cd loadgen && $(strip $(APP_ENV)) $(PY) -m asgilab
 DEBS    := loadgen/debian-packages.txt
 
-.PHONY: help setup lab down status routes check compare matrix browser features mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
+.PHONY: help setup lab down status routes check compare matrix browser features attacks mangum report screenshot test test-fast lint clean images images-offline locust-ui compose-file
 
 help:
 	@echo "make lab       bring the lab up (Compose when a Docker engine answers, else local processes)"
@@ -21,6 +21,7 @@ help:
 	@echo "make matrix PRESET=crosscheck  h2load and oha on the same cells; PRESET=h3  HTTP/3 under load (oha)"
 	@echo "make browser   the 24-request page in headless Chromium, every server and proxy path"
 	@echo "make features  probe which server and proxy path supports each protocol/ASGI feature"
+	@echo "make attacks   attacks (Rapid Reset, CONTINUATION flood, slowloris, smuggling, ...) and HTTP/2 conformance (ATTACKS=smoke: a few)"
 	@echo "make mangum    Mangum (an AWS Lambda adapter) in process: every event kind verified, its feature row, its cost"
 	@echo "make compare OLD=old/reports NEW=reports  cell by cell: what got faster, slower, or did not measurably change"
 	@echo "make down      stop everything the lab started"
@@ -100,6 +101,10 @@ mangum: setup
 features: setup
 	@$(ASGILAB) features $(if $(SERVERS),--servers $(SERVERS)) $(FEATURES_ARGS)
 
+# ATTACKS=smoke|full (loadgen/attacks.toml), SERVERS=..., ATTACKS_ARGS="--attacks rapid-reset --paths direct"
+attacks: setup
+	@$(ASGILAB) attacks $(if $(ATTACKS),--preset $(ATTACKS)) $(if $(SERVERS),--servers $(SERVERS)) $(ATTACKS_ARGS)
+
 report: setup
 	@$(ASGILAB) report
 
@@ -116,4 +121,4 @@ lint: setup
 	@$(VENV)/bin/ruff check loadgen tests servers
 
 clean: down
-	rm -rf .lab reports/results reports/features reports/*.html reports/*.csv
+	rm -rf .lab reports/results reports/features reports/attacks reports/*.html reports/*.csv

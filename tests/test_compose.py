@@ -142,6 +142,24 @@ def test_oha_and_http3_run_inside_the_loadgen_container(compose_lab, tmp_path):
     assert found["query-c4-d1-m1__hypercorn.direct.h2~oha"]["status"] == "ok"
 
 
+def test_attacks_run_inside_the_loadgen_container_against_the_containers(compose_lab, tmp_path):
+    """The smoke attacks across the Compose network: verdicts from the containers' answers,
+    memory from the engine's stats, smuggling through nginx's container."""
+    env, _, _ = compose_lab
+    env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}
+    res = asgilab("attacks", "--preset", "smoke", env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rows = {(r["server"], r["path"], r["attack"]): r
+            for r in csv.DictReader((tmp_path / "reports" / "robustness.csv").open())}
+    assert len(rows) == 16 and {r["runtime"] for r in rows.values()} == {"compose"}
+    assert rows[("uvicorn", "direct", "rapid-reset")]["verdict"] == "n/a"  # no h2 in plain Uvicorn
+    judged = rows[("hypercorn", "direct", "rapid-reset")]
+    assert judged["verdict"] in ("resilient", "degraded", "unavailable"), judged
+    assert float(judged["server_peak_rss_mb"]) > 10  # the container's memory, from the engine
+    assert rows[("hypercorn", "nginx-h1", "smuggle-cl-te")]["verdict"] in ("smuggled", "not-smuggled")
+    assert "Robustness" in (tmp_path / "reports" / "index.html").read_text()
+
+
 def test_a_killed_server_container_fails_its_cell_and_comes_back(compose_lab, tmp_path):
     env, _, _ = compose_lab
     env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}  # this run's cells only

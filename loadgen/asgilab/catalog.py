@@ -209,7 +209,8 @@ def app_target() -> str:
     return USER_APP if config.get().app else LAB_APP
 
 
-def _load(path: Path) -> dict:
+def load_toml(path: Path) -> dict:
+    """A data file of the lab; a missing or malformed one stops the command with one line."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -227,7 +228,7 @@ def catalog_path() -> Path:
 def load_servers(path: Path | None = None) -> dict[str, ServerVariant]:
     """Every variant in catalog order; ``extends`` resolved (the parent's packages, listeners
     and params, the variant's own tables on top)."""
-    tables = _load(path or catalog_path()).get("servers", {})
+    tables = load_toml(path or catalog_path()).get("servers", {})
     out: dict[str, ServerVariant] = {}
     for name in tables:
         out[name] = _variant(name, tables, ())
@@ -300,7 +301,7 @@ def _environment(name: str, spec: dict, inherited: str) -> str:
 
 
 def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:
-    data = _load(path or paths.PROXY_DIR / "proxies.toml")
+    data = load_toml(path or paths.PROXY_DIR / "proxies.toml")
     out: dict[str, ProxyKind] = {}
     for name, spec in data.get("proxies", {}).items():
         if not NAME.fullmatch(name):
@@ -336,7 +337,7 @@ def load_proxies(path: Path | None = None) -> dict[str, ProxyKind]:
 
 
 def load_settings(path: Path | None = None) -> dict:
-    return _load(path or paths.PROXY_DIR / "settings.toml")
+    return load_toml(path or paths.PROXY_DIR / "settings.toml")
 
 
 def pick(known: dict, wanted: list[str] | None, what: str) -> list[str]:

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "asgilab.commands.lab", "asgilab.commands.matrix", "asgilab.commands.compose",
     "asgilab.commands.features", "asgilab.commands.locust", "asgilab.commands.settings",
     "asgilab.commands.mangum", "asgilab.commands.envs", "asgilab.commands.compare",
+    "asgilab.commands.attacks",
 )
 # Options a delegated command line leaves to the runtime that runs it (Runtime.delegate).
 NOT_FORWARDED = ("runtime",)

@@ -180,6 +180,8 @@ OPTIONS: tuple[Option, ...] = (
     _cpuset_option("servers", "CPUs of the server containers (Compose)", "the last CPU"),
     _cpuset_option("proxies", "CPUs of the proxy containers (Compose)", "the other CPUs"),
     _cpuset_option("loadgen", "CPUs of the load generator's containers (Compose)", "the other CPUs"),
+    Option("attack_preset", "LAB_ATTACK_PRESET", _text, "full",
+           "the attack preset of `make attacks` (loadgen/attacks.toml: full, smoke)"),
     Option("oha", "LAB_OHA", _text, "",
            "the oha binary of `tool = \"oha\"` scenarios", shown="the one `make setup` builds "
            "(.lab/tools/oha-1.16.0)", recorded=True),

@@ -76,15 +76,17 @@ class Estimate:
     features_s: float
     cells: int
     by_kind: dict[str, float]
+    attacks_s: float = 0.0  # a preset's attack matrix (asgilab.attacks.runner.expected_s)
 
     @property
     def total_s(self) -> float:
-        return self.cells_s + self.features_s
+        return self.cells_s + self.features_s + self.attacks_s
 
     def text(self) -> str:
         kinds = ", ".join(f"{k} {fmt_duration(v)}"
                           for k, v in sorted(self.by_kind.items(), key=lambda kv: -kv[1]))
         feats = f" + features {fmt_duration(self.features_s)}" if self.features_s else ""
+        feats += f" + attacks {fmt_duration(self.attacks_s)}" if self.attacks_s else ""
         return (f"expected wall time about {fmt_duration(self.total_s)} "
                 f"({self.cells} cells {fmt_duration(self.cells_s)}: {kinds}{feats})")
 

@@ -118,6 +118,7 @@ class Preset:
     scenarios: list[Scenario] = field(default_factory=list)
     order: str = "routes"  # routes: route by route; interleaved: servers take turns
     features: bool = False  # also run the feature probes (asgilab.features) before the cells
+    attacks: str | None = None  # also run this attack preset (loadgen/attacks.toml) before the cells
     servers: list[str] | None = None  # server variants (None: the whole catalog); --servers wins
     per_target: bool = False  # each load scenario once per request of the user's TARGETS (APP=)
 
@@ -158,6 +159,7 @@ def load_all(path: Path | None = None) -> dict[str, Preset]:
             scenarios=scenarios,
             order=spec.get("order", "routes"),
             features=bool(spec.get("features", False)),
+            attacks=spec.get("attacks"),
             servers=spec.get("servers"),
             per_target=bool(spec.get("per_target", False)),
         )
@@ -170,6 +172,7 @@ PRESET_KEYS: dict[str, tuple[str, Any]] = {
     "clients": ("a list of client protocols", list), "scenarios": ("a list of tables", list),
     "order": ("routes or interleaved", str), "features": ("true or false", bool),
     "servers": ("a list of server variants", list), "per_target": ("true or false", bool),
+    "attacks": ("the name of an attack preset (loadgen/attacks.toml)", str),
 }
 
 

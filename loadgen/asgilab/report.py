@@ -258,6 +258,7 @@ def context(cells: list[dict]) -> dict:
         "scaling_single": scaling.single_worker_families(cells),
         "mangum": lambda_view.load(paths.reports_dir()),
         "claims": _claims(features, cells),
+        "robustness": _robustness(),
         "crosscheck": crosscheck.pairs(cells),
         "apps": list(apps.values()),  # APP=...: the user's app(s) these cells measured
         "filters": {
@@ -303,6 +304,13 @@ def _features() -> list[dict]:
         return store.load_all(paths.reports_dir())
     except (OSError, ValueError):
         return []
+
+
+def _robustness() -> dict:
+    """The attack and conformance results, when `attacks` has been run."""
+    from asgilab.attacks import store, view
+
+    return view.context(store.load_all(paths.reports_dir()))
 
 
 def _claims(features: list[dict], cells: list[dict]) -> list:

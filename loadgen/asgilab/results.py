@@ -37,10 +37,14 @@ def load(runtime: str, cell_id: str) -> dict | None:
 
 def save(result: dict) -> Path:
     """Writes atomically, so an interrupted run never leaves half a cell behind."""
-    path = cell_path(result["runtime"], result["cell_id"])
+    return write_json(cell_path(result["runtime"], result["cell_id"]), result)
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Atomic: an interrupted run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
     return path
 

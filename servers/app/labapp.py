@@ -8,6 +8,8 @@ value), and ``/`` is the page whose button fires 24 of those calls at once.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 
 import labfeatures
 import labpage
@@ -17,6 +19,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 MAX_PAYLOAD = 16 * 1024 * 1024
+# Requests the smuggling probes hide behind a proxy land at /_lab/mark/{token}: recorded in
+# a file that every worker process of the server (one container, one machine) shares.
+MARKS = os.path.join(tempfile.gettempdir(), "asgilab-marks.log")
 
 app = FastAPI(title="asgi-lab app", docs_url=None, redoc_url=None, openapi_url=None,
               lifespan=labfeatures.lifespan)
@@ -56,6 +61,23 @@ async def echo(request: Request) -> Response:
     return Response(body, media_type=request.headers.get("content-type", "application/octet-stream"))
 
 
+@app.api_route("/_lab/mark/{token}", methods=["GET", "POST"])
+async def mark(token: str) -> dict[str, str]:
+    """Records that a request carrying ``token`` reached the app (smuggling probes)."""
+    with open(MARKS, "a") as f:
+        f.write(token[:80] + "\n")
+    return {"marked": token[:80]}
+
+
+@app.get("/_lab/seen/{token}")
+async def seen(token: str) -> dict[str, object]:
+    """How many requests carrying ``token`` reached the app, in any of its workers."""
+    try:
+        with open(MARKS) as f:
+            count = sum(1 for line in f if line.rstrip("\n") == token)
+    except FileNotFoundError:
+        count = 0
+    return {"token": token, "count": count}
 
 
 @app.get("/", response_class=HTMLResponse)

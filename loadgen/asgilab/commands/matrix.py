@@ -126,6 +126,10 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
         from asgilab.commands.features import probe_lab
 
         probe_lab(rt, topo, preset.paths, redo=args.redo)
+    if preset.attacks:
+        from asgilab.commands.attacks import attack_lab
+
+        attack_lab(rt, topo, servers, preset.attacks)
     runner = matrix.Runner(
         topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
         tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt,
@@ -146,7 +150,18 @@ def estimate(preset: presets.Preset, cells: list, runtime_name: str) -> planning
         probes = len(registry.load()) * len({(c.route.server, c.route.path) for c in cells})
     def run_s(s, client: str, tools: dict) -> float:
         return kinds.get(s.kind).expected_s(s, client, tools)
-    return planning.expected_s(cells, presets.timing_model(), runtime_name, run_s, probes)
+    est = planning.expected_s(cells, presets.timing_model(), runtime_name, run_s, probes)
+    if preset.attacks:
+        from dataclasses import replace
+
+        from asgilab.attacks import model, runner
+
+        table = model.load()
+        attack_preset = table.preset(preset.attacks)
+        servers = preset.servers or attack_preset.servers or []
+        plan = runner.plan(servers, attack_preset, table.pick(attack_preset))
+        est = replace(est, attacks_s=runner.expected_s(plan, table))
+    return est
 
 
 def _with_targets(preset: presets.Preset) -> presets.Preset:
@@ -202,5 +217,9 @@ def _write_outputs(preset: presets.Preset) -> None:
         from asgilab.commands.features import write_outputs
 
         write_outputs()
+    if preset.attacks:
+        from asgilab.commands.attacks import write_outputs as write_attacks
+
+        write_attacks()
     print(f"asgilab: report: {report.write()}")
 

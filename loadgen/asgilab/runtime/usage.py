@@ -141,32 +141,50 @@ def cpuset_size(cpus: str) -> int:
 class Sampler:
     """Reads every source a few times a second in a thread, from start() to stop()."""
 
-    def __init__(self, sources: dict[str, Source], interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, sources: dict[str, Source], interval_s: float = INTERVAL_S, wait: bool = True) -> None:
         self.sources = {k: v for k, v in sources.items() if v is not None}
         self.interval = interval_s
+        # wait=False: no reading in the caller's thread, and one thread per source (an
+        # engine's stats call takes half a second on a busy machine: a 1.5 s attack must not
+        # start or end late, nor wait for one part's reading to read the next).
+        self.wait = wait
         self.readings: dict[str, list[Reading]] = {k: [] for k in self.sources}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="usage-sampler", daemon=True)
+        loops = [(None, self._loop)] if wait else [(role, self._loop_one) for role in self.sources]
+        self._threads = [threading.Thread(target=fn, args=(role,) if role else (), name="usage-sampler",
+                                          daemon=True) for role, fn in loops]
+
+    def _read(self, role: str) -> None:
+        try:
+            got = self.sources[role]()
+        except (OSError, ValueError):
+            got = None
+        if got is not None:
+            self.readings[role].append(got)
 
     def _read_all(self) -> None:
-        for role, source in self.sources.items():
-            try:
-                got = source()
-            except (OSError, ValueError):
-                got = None
-            if got is not None:
-                self.readings[role].append(got)
+        for role in self.sources:
+            self._read(role)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self._read_all()
 
+    def _loop_one(self, role: str) -> None:
+        self._read(role)
+        while not self._stop.wait(self.interval):
+            self._read(role)
+
     def __enter__(self) -> Sampler:
-        self._read_all()
-        self._thread.start()
+        if self.wait:
+            self._read_all()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
-        self._read_all()
+        for t in self._threads:
+            t.join(timeout=5 if self.wait else 1)
+        if self.wait:
+            self._read_all()

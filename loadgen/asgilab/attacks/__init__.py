@@ -1,0 +1,2 @@
+"""The robustness matrix: attacks on live servers and proxy paths, and the HTTP/2
+conformance subset (README, "Under attack")."""
