@@ -2,7 +2,8 @@
 
 resilient    the good client kept its baseline service during the attack
 degraded     service kept, with numbers: errors, p99 beyond its baseline, or memory growth
-unavailable  the good client failed during the attack (most requests), the server lived
+unavailable  the good client failed during the attack (most requests), or got no answer in the
+             recovery wait after it; the server lived (the runner restarts one left stuck)
 crashed      the server exited (the runtime restarted it)
 smuggled / not-smuggled   a request the proxy did not see reached the server, or not
 n/a          the attack cannot apply to this edge (it does not speak HTTP/2, ...): the reason

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
+from asgilab import results
 from asgilab.features.model import BROKEN, DROPPED, NA, SUPPORTED, UNSUPPORTED
 
 SCHEMA = 1
@@ -32,12 +32,8 @@ def pair_file(reports_dir: Path, runtime: str, server: str, path: str) -> Path:
 
 def save_pair(reports_dir: Path, record: dict) -> Path:
     """Atomic: an interrupted run never leaves half a file."""
-    out = pair_file(reports_dir, record["runtime"], record["server"], record["path"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, out)
-    return out
+    return results.write_json(pair_file(reports_dir, record["runtime"], record["server"], record["path"]),
+                              record)
 
 
 def load_pair(reports_dir: Path, runtime: str, server: str, path: str) -> dict | None:
