@@ -32,6 +32,7 @@ help:
 	@echo "make compose-file  regenerate compose.yaml from servers/catalog.toml and proxy/ (after adding a variant)"
 	@echo "make images-offline  make every base image from Debian packages and wheels fetched on the host"
 	@echo "make locust-ui Locust's web UI against ROUTE=$(ROUTE) on 127.0.0.1 (WORKERS=N: master + N workers)"
+	@echo "Across machines: LAB_SERVERS_CONTEXT=ctx LAB_SERVERS_ADDR=ip LAB_LOAD_CONTEXTS=ctx[,ctx] on lab, matrix and down (README, \"Running across machines\")"
 	@echo "Force a runtime with LAB_RUNTIME=local|compose."
 
 setup: $(VENV)/.installed .lab/.debs .lab/envs/.made .lab/tools/.made

@@ -160,6 +160,108 @@ def test_attacks_run_inside_the_loadgen_container_against_the_containers(compose
     assert "Robustness" in (tmp_path / "reports" / "index.html").read_text()
 
 
+# -- the split lab: two Docker contexts (here both the local engine), two projects ---------
+SPLIT_PROJECT = "asgilab-split"
+SPLIT_CONTEXTS = ("asgilab-test-servers", "asgilab-test-load", "asgilab-test-load2")
+QUICK = ("hypercorn", "uvicorn", "daphne", "granian", "gunicorn")
+
+
+def _objects(project: str) -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
+    return [i for argv in (["ps", "-aq"], ["network", "ls", "-q"], ["volume", "ls", "-q"])
+            for i in subprocess.run(["docker", *argv, "--filter", label], capture_output=True, text=True,
+                                    timeout=60).stdout.split()]
+
+
+def _running(project: str) -> list[str]:
+    return subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                          capture_output=True, text=True, timeout=60).stdout.split()
+
+
+@pytest.fixture(scope="module")
+def split_lab(compose_lab, tmp_path_factory):
+    """The servers and proxies as one project on the servers' context, published on 127.0.0.1
+    only; the loadgen and Locust workers as another on the load contexts, on the host's
+    network: the code path of two machines, on one engine."""
+    endpoint = subprocess.run(["docker", "context", "inspect", "default", "--format",
+                               "{{.Endpoints.docker.Host}}"], capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+    for name in SPLIT_CONTEXTS:
+        subprocess.run(["docker", "context", "rm", "-f", name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "context", "create", name, "--docker", f"host={endpoint}"],
+                       capture_output=True, timeout=60, check=True)
+    tmp = tmp_path_factory.mktemp("split")
+    env = {"LAB_RUNTIME": "compose", "LAB_COMPOSE_PROJECT": SPLIT_PROJECT, "LAB_PORT_BASE": "21000",
+           "LAB_REPORTS_DIR": str(tmp / "reports"), "LAB_SERVERS_CONTEXT": SPLIT_CONTEXTS[0],
+           "LAB_LOAD_CONTEXTS": ",".join(SPLIT_CONTEXTS[1:]), "LAB_SERVERS_ADDR": "127.0.0.1"}
+    up = asgilab("up", "--servers", ",".join(QUICK), "--proxies", "nginx,haproxy", env=env, timeout=2400)
+    try:
+        yield env, up, Path(env["LAB_REPORTS_DIR"])
+    finally:
+        asgilab("down", env=env, timeout=600)
+        for name in SPLIT_CONTEXTS:
+            subprocess.run(["docker", "context", "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def test_split_lab_runs_quick_with_the_one_project_cells_and_statuses(compose_lab, split_lab):
+    env, up, reports = split_lab
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "split lab: servers on context asgilab-test-servers at 127.0.0.1" in up.stdout
+    label = f"label=com.docker.compose.project={SPLIT_PROJECT}"
+    published = subprocess.run(["docker", "ps", "--filter", label, "--format", "{{.Ports}}"],
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "127.0.0.1:21000" in published and "0.0.0.0:" not in published
+    res = asgilab("matrix", "--preset", "quick", env=env, timeout=1500)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "load -> servers round trip" in res.stdout
+    split = cells(reports, "compose")
+    one_reports = compose_lab[2]
+    if not (one_reports / "results" / "compose").is_dir():  # this test alone: the one-project run
+        assert asgilab("matrix", "--preset", "quick", env=compose_lab[0], timeout=1500).returncode == 0
+    one = cells(one_reports, "compose")
+    assert {c: r["status"] for c, r in split.items()} == {c: r["status"] for c, r in one.items()}
+    for cid, cell in split.items():
+        topo = cell["topology"]
+        assert topo["split"] and topo["one_machine"], cid  # two contexts, one engine
+        roles = topo["roles"]
+        assert roles["servers"]["context"] == "asgilab-test-servers", cid
+        assert roles["loadgen"]["context"] == "asgilab-test-load", cid
+        assert [w["context"] for w in roles["locust workers"]] == list(SPLIT_CONTEXTS[1:])
+        assert roles["servers"]["cpus"] >= 1 and roles["servers"]["docker"] and roles["servers"]["kernel"]
+        assert topo["rtt"]["median_ms"] > 0 and topo["rtt"]["to"].startswith("127.0.0.1:")
+        assert cell["route"]["host"] == "127.0.0.1"  # over the published ports
+        assert cell["placement"]["loadgen cpuset"] == "0" and cell["placement"]["servers cpuset"] == "1"
+        assert cell["placement"]["proxies cpuset"] == "1"  # disjoint from the load project's
+    for cell in one.values():
+        assert not cell["topology"]["split"] and cell["topology"]["roles"]["servers"]["context"] == "current"
+    assert _objects(f"{SPLIT_PROJECT}-load") != []  # its volumes stay until `make down`
+    running = _running(f"{SPLIT_PROJECT}-load")
+    assert running == []  # the driver's container went with its run
+
+
+def test_split_lab_runs_locust_workers_from_the_load_project(split_lab, tmp_path):
+    env, _, _ = split_lab
+    env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}
+    res = asgilab("matrix", "--preset", "smoke-split", env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "starting 2 Locust worker container(s) on context asgilab-test-load" in res.stdout
+    (cell,) = cells(tmp_path / "reports", "compose").values()
+    assert cell["status"] == "ok", cell["reason"]
+    assert cell["tool"] == "locust" and cell["locust"]["external_workers"] is True
+    assert [r["workers"] for r in cell["runs"]] == [2], cell["runs"]  # as the master counted them
+    assert cell["topology"]["split"]
+    assert cell["topology"]["roles"]["loadgen"]["context"] == "asgilab-test-load"
+    running = _running(f"{SPLIT_PROJECT}-load")
+    assert running == []  # the workers went with the run
+
+
+def test_split_lab_down_with_the_same_variables_removes_both_projects(split_lab):
+    env, _, _ = split_lab
+    res = asgilab("down", env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert _objects(SPLIT_PROJECT) == [] and _objects(f"{SPLIT_PROJECT}-load") == []
+
+
 def test_a_killed_server_container_fails_its_cell_and_comes_back(compose_lab, tmp_path):
     env, _, _ = compose_lab
     env = {**env, "LAB_REPORTS_DIR": str(tmp_path / "reports")}  # this run's cells only

@@ -98,8 +98,8 @@ def test_compose_file_gets_its_service_and_ports(with_variant):
     clear, tls, wsgi = (topo.listener("uvicorn-w3", k).port for k in ("clear", "tls", "wsgi"))
     assert re.search(r"^  uvicorn-w3:\n    <<: \*server\n", text, re.M)
     assert 'command: ["python", "-m", "asgilab.serve", "uvicorn-w3"]' in text
-    assert f'"127.0.0.1:${{LAB_PORTS_UVICORN_W3:-{clear}-{tls}}}:' in text
-    assert f'"127.0.0.1:${{LAB_FEATURE_PORTS_UVICORN_W3:-{wsgi}}}:' in text
+    assert f'"${{LAB_PUBLISH_ADDR:-127.0.0.1}}:${{LAB_PORTS_UVICORN_W3:-{clear}-{tls}}}:' in text
+    assert f'"${{LAB_PUBLISH_ADDR:-127.0.0.1}}:${{LAB_FEATURE_PORTS_UVICORN_W3:-{wsgi}}}:' in text
     assert "    uvicorn-w3: {condition: service_healthy}\n" in text
     env = ComposeRuntime().env()
     assert env["LAB_PORTS_UVICORN_W3"] == f"{clear}-{tls}"

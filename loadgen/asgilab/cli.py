@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = command_line(parser, args)
     try:
         config.from_args(args)  # command-line values over the environment, for the whole process
+        if config.get().engine_relay:  # before any child could inherit the relay's stdin
+            from asgilab.runtime import relay
+
+            relay.relayed()
         from asgilab import userapp
 
         userapp.detect_interface()  # APP=: asgi or wsgi decides the servers' command lines

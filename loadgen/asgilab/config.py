@@ -81,6 +81,32 @@ def _app_spec(raw: str) -> str:
     return raw
 
 
+_CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_ADDRESS = re.compile(r"[A-Za-z0-9.:_-]+")
+
+
+def _context_name(raw: str) -> str:
+    if not _CONTEXT.fullmatch(raw):
+        raise ValueError("is not a Docker context name (`docker context ls` lists them)")
+    return raw
+
+
+def _context_list(raw: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for n in names:
+        _context_name(n)
+    if len(set(names)) != len(names):
+        raise ValueError("names a context twice")
+    return names
+
+
+def _address(raw: str) -> str:
+    if not _ADDRESS.fullmatch(raw) or raw in ("0.0.0.0", "::"):
+        raise ValueError("is not one address the load generators can reach (to publish on "
+                         "every address, set LAB_PUBLISH_ADDR=0.0.0.0 beside it)")
+    return raw
+
+
 def _cpuset(raw: str) -> str:
     if not _CPUSET.fullmatch(raw):
         raise ValueError("is not a cpuset; write CPUs as in `taskset -c`, e.g. 1 or 0-2,4")
@@ -180,6 +206,23 @@ OPTIONS: tuple[Option, ...] = (
     _cpuset_option("servers", "CPUs of the server containers (Compose)", "the last CPU"),
     _cpuset_option("proxies", "CPUs of the proxy containers (Compose)", "the other CPUs"),
     _cpuset_option("loadgen", "CPUs of the load generator's containers (Compose)", "the other CPUs"),
+    # -- across machines (README "Running across machines") ------------------------------
+    Option("servers_context", "LAB_SERVERS_CONTEXT", _context_name, "",
+           "Docker context of the engine that runs the servers and proxies (one Compose project); "
+           "set it, or LAB_LOAD_CONTEXTS, to split the lab over engines", shown="one project on "
+           "the current engine", recorded=True),
+    Option("servers_addr", "LAB_SERVERS_ADDR", _address, "127.0.0.1",
+           "the only address the servers' project publishes its ports on, and the one the load "
+           "generators reach them at (split lab)", recorded=True),
+    Option("publish_addr", "LAB_PUBLISH_ADDR", _text, lambda v, e: v["servers_addr"],
+           "the address the servers' project publishes its ports on", shown="LAB_SERVERS_ADDR"),
+    Option("load_contexts", "LAB_LOAD_CONTEXTS", _context_list, (),
+           "comma-separated Docker contexts of the load generators' engines (the loadgen runs on "
+           "the first; Locust workers spread over all)", shown="the servers' context",
+           recorded=True, text=",".join),
+    Option("locust_master_addr", "LAB_LOCUST_MASTER_ADDR", _address, "",
+           "where Locust workers on the other load engines reach the master (split lab)",
+           shown="the first load context's host"),
     Option("attack_preset", "LAB_ATTACK_PRESET", _text, "full",
            "the attack preset of `make attacks` (loadgen/attacks.toml: full, smoke)"),
     Option("oha", "LAB_OHA", _text, "",
@@ -234,6 +277,12 @@ OPTIONS: tuple[Option, ...] = (
            internal=True, text=_json_text),
     Option("placement", "LAB_PLACEMENT", _json_object, None,
            "the host's CPU placement, passed into the loadgen container", internal=True, text=_json_text),
+    Option("machines", "LAB_MACHINES", _json_object, None,
+           "the host's account of the engines (role -> engine, CPUs, memory, kernel, Docker), "
+           "passed into the loadgen container", internal=True, text=_json_text),
+    Option("engine_relay", "LAB_ENGINE_RELAY", _bool, False,
+           "the driver reaches the servers' engine through its stdin/stdout (split lab)",
+           internal=True, text=lambda b: "1" if b else "0"),
     Option("locust_master_host", "LAB_LOCUST_MASTER_HOST", _text, "loadgen",
            "where Locust worker containers find the master", internal=True, read_by="compose.yaml"),
     Option("message_delay", "LAB_MESSAGE_DELAY", _float, 3.0,
@@ -255,7 +304,8 @@ BY_ENV: dict[str, Option] = {o.env: o for o in OPTIONS}
 GENERATED = ("LAB_PORTS_", "LAB_FEATURE_PORTS_", "LAB_REPORTS_HOST_DIR", "LAB_UID", "LAB_GID",
              "LAB_HEALTH_PORT", "LAB_DOCKER_SOCKET", "LAB_DOCKER_GID", "LAB_SERVERS",
              # Your own app under Compose (asgilab.userapp.compose_environment, runtime/compose.py)
-             "LAB_APP_HOST_DIR", "LAB_TARGETS_HOST_DIR", "LAB_LOCUSTFILE_HOST_DIR", "LAB_SERVER_IMAGE")
+             "LAB_APP_HOST_DIR", "LAB_TARGETS_HOST_DIR", "LAB_LOCUSTFILE_HOST_DIR", "LAB_SERVER_IMAGE",
+             "LAB_IMAGE_INPUTS")  # images.inputs_digest(), the images' label
 SOURCES = ("command line", "environment", "default")
 
 

@@ -9,6 +9,7 @@ What cannot be made is reported, never faked: a stand-in never takes an official
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -320,6 +321,24 @@ def build_env(bases: list[Base]) -> dict[str, str]:
         if b.arg.startswith("PYTHON"):
             env[wheelhouse_var(b.arg)] = "1" if b.image != b.official else ""
     return env
+
+
+INPUT_DIRS = ("loadgen", "servers", "proxy")
+INPUTS_LABEL = "org.asgilab.inputs"
+
+
+@functools.lru_cache(maxsize=1)
+def inputs_digest(root: Path | None = None) -> str:
+    """A digest of what the lab's images are built from (their folders, as .dockerignore
+    leaves them): compose.yaml labels each image with it, so engines whose images came
+    from other files are told apart without comparing image ids (which differ per build)."""
+    root = root or paths.ROOT
+    h = hashlib.sha256()
+    for d in INPUT_DIRS:
+        for f in sorted((root / d).rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def recorded() -> dict:

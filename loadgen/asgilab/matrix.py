@@ -137,7 +137,9 @@ class Runner:
         lab: Runtime | None = None,
         max_restarts: int = MAX_RESTARTS,
         port_base: int | None = None,  # default: LAB_PORT_BASE
+        machines: dict | None = None,  # runtime.machines(): role -> machine, and the RTT
     ) -> None:
+        self.machines = machines
         self.topo = topo
         self.runtime = runtime_name
         self.ca = ca
@@ -413,6 +415,7 @@ class Runner:
                 **variant.record(),  # params, commands as they ran, config files, workers
             },
             "placement": self.placement,
+            "topology": self.machines,
             "app": self.app,
             "config": config.get().record(),
             "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),

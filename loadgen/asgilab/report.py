@@ -13,6 +13,7 @@ import jinja2
 from asgilab import charts, claims, crosscheck, families, findings, paths, ranking, results, scaling, stats
 from asgilab.lambda_adapter import view as lambda_view
 from asgilab.matrix import NEAR_CEILING
+from asgilab.runtime import machines
 from asgilab.topology import PROTOCOL_LABEL
 
 PATH_ORDER = ("direct", "nginx-h1", "haproxy-h1", "haproxy-h2c", "haproxy-h2",
@@ -220,6 +221,12 @@ def context(cells: list[dict]) -> dict:
                 tools.update({k: v for k, v in c["versions"]["tools"].items() if k not in tools})
         meta[rt] = {"tools": tools, "servers": {s: servers[s] for s in order if s in servers},
                     "placement": first.get("placement") or {}, "proxy_settings": proxy_settings,
+                    # Every distinct topology the runtime's cells ran on: more than one is said.
+                    "machines": sorted({machines.describe(c.get("topology"), with_rtt=False)
+                                        for c in cells if c["runtime"] == rt}),
+                    "rtt_ms": sorted(r for c in cells if c["runtime"] == rt
+                                     for r in [((c.get("topology") or {}).get("rtt") or {}).get("median_ms")]
+                                     if r is not None),
                     "python": first["versions"].get("server_python"),
                     "presets": sorted({c["preset"] for c in cells if c["runtime"] == rt}),
                     "scenarios": sorted({(c["preset"], c["scenario"]["label"]) for c in cells

@@ -151,9 +151,11 @@ class AttackRunner:
     restarts and usage sources)."""
 
     def __init__(self, topo: Topology, lab, table: Table, reports_dir: Path, ca: str | None,
-                 versions: dict | None = None, log: Callable[[str], None] = print) -> None:
+                 versions: dict | None = None, log: Callable[[str], None] = print,
+                 machines: dict | None = None) -> None:
         self.topo, self.lab, self.table, self.reports_dir, self.ca = topo, lab, table, reports_dir, ca
         self.versions = versions or {}
+        self.machines = machines  # runtime.machines(): every record says where it ran
         self.log = log
         self.totals: Counter = Counter()
 
@@ -189,7 +191,7 @@ class AttackRunner:
         usage = {"server": self.lab.usage_source(server),
                  "proxy": self.lab.usage_source(proxy) if proxy else None}
         record = {"runtime": self.lab.name, "server": server, "path": path, "versions": self.versions,
-                  "thresholds": th, "cells": [], "conformance": []}
+                  "topology": self.machines, "thresholds": th, "cells": [], "conformance": []}
         if e.h1 is None:
             record["error"] = "the path has no cleartext HTTP/1.1 route for the good client"
             return record

@@ -60,7 +60,8 @@ def attack_lab(rt, topo, servers: list[str], preset: model.Preset | str,
           f"on the {rt.name} runtime; expected wall time about "
           f"{fmt_duration(expected_s(cells, table, conformance))}", flush=True)
     t0 = time.monotonic()
-    runner = AttackRunner(topo, rt, table, paths.reports_dir(), rt.ca(), rt.versions())
+    runner = AttackRunner(topo, rt, table, paths.reports_dir(), rt.ca(), rt.versions(),
+                          machines=rt.machines(topo))
     totals = runner.run(cells, conformance=conformance)
     shown = ", ".join(f"{n} {v}" for v, n in totals.most_common())
     print(f"asgilab: attacks done in {time.monotonic() - t0:.0f}s: {shown}", flush=True)

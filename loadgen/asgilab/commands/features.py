@@ -42,7 +42,8 @@ def probe_lab(rt, topo, paths_: list[str] | None = None, feature_ids: list[str] 
     """Runs the probes against a lab that is up; also used by `matrix` presets with features."""
     features = registry.pick(registry.load(), feature_ids)
     runner = FeatureRunner(topo, rt.name, rt.ca(), paths.reports_dir(), features,
-                           tool_versions=rt.versions(), spawner=spawner_for(rt), verbose=verbose)
+                           tool_versions=rt.versions(), spawner=spawner_for(rt), verbose=verbose,
+                           machines=rt.machines(topo))
     pairs = runner.plan(paths_)
     servers = sorted({p.server for p in pairs})
     print(f"asgilab: features: {len(features)} features × {len(pairs)} targets "

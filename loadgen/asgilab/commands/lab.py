@@ -92,10 +92,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     # Stop both: a lab started by one runtime must not survive a switch of LAB_RUNTIME.
-    forced = config.get().runtime  # --runtime over LAB_RUNTIME
+    cfg = config.get()
+    forced = cfg.runtime  # --runtime over LAB_RUNTIME
     names = [forced] if forced != "auto" else ["local"] + (
         ["compose"] if runtime.docker_engine_answers() else []
     )
+    if cfg.servers_context or cfg.load_contexts:  # a split lab: its projects on every engine
+        names = ["compose"]
     for name in names:
         runtime.get(name).down()
     print("asgilab: the lab is down")

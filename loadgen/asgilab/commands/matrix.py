@@ -122,6 +122,10 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
           f"({len(preset.scenarios)} scenarios × {len(cells) // max(len(preset.scenarios), 1)} "
           f"routes) on the {rt.name} runtime", flush=True)
     print(f"asgilab: {estimate(preset, cells, rt.name).text()}", flush=True)
+    machines = rt.machines(topo)  # a split lab's address checked here, before any cell
+    rtt = (machines.get("rtt") or {}).get("median_ms")
+    print(f"asgilab: load -> servers round trip {rtt} ms ({(machines.get('rtt') or {}).get('to')})"
+          if rtt is not None else "asgilab: load -> servers round trip not measured", flush=True)
     if preset.features:
         from asgilab.commands.features import probe_lab
 
@@ -132,7 +136,7 @@ def _measure(rt, args: argparse.Namespace, preset: presets.Preset, servers: list
         attack_lab(rt, topo, servers, preset.attacks)
     runner = matrix.Runner(
         topo, rt.name, rt.ca(), rt.versions(), rt.placement(), preset.name, h2load_bin,
-        tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt,
+        tool_checks=h2load_selfcheck.run(h2load_bin), lab=rt, machines=machines,
     )
     try:
         ran, skipped = matrix.run_cells(cells, runner, redo=args.redo)

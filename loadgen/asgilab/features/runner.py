@@ -62,7 +62,9 @@ class FeatureRunner:
         log: Callable[[str], None] = print,
         timeout: float = PROBE_TIMEOUT_S,
         verbose: bool = False,
+        machines: dict | None = None,  # runtime.machines(): where the probes ran
     ) -> None:
+        self.machines = machines
         self.topo = topo
         self.runtime = runtime_name
         self.ca = ca
@@ -246,6 +248,7 @@ class FeatureRunner:
             "schema": SCHEMA, "runtime": self.runtime, "server": pair.server, "path": pair.path,
             "proxy": pair.proxy, "proxy_version": self.tool_versions.get(pair.proxy) if pair.proxy else None,
             "versions": self.versions(pair.server), "path_check": check, "results": results,
+            "topology": self.machines,
             "checked_at": _now(), "duration_s": round(time.monotonic() - t0, 2),
         }
 

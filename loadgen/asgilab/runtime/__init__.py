@@ -28,6 +28,12 @@ def docker_engine_answers() -> bool:
 def choose(name: str | None = None) -> str:
     """LAB_RUNTIME (or --runtime) forces one; otherwise Compose when an engine answers."""
     name = name or config.get().runtime
+    cfg = config.get()
+    if cfg.servers_context or cfg.load_contexts:
+        if name == "local":
+            raise LabError("LAB_SERVERS_CONTEXT/LAB_LOAD_CONTEXTS split the lab over Docker engines: "
+                           "that is the Compose runtime (unset LAB_RUNTIME=local, or the contexts)")
+        return "compose"
     if name == "auto":
         return "compose" if docker_engine_answers() else "local"
     if name not in RUNTIMES:

@@ -173,6 +173,16 @@ class Runtime(ABC):
         """CPU placement of the lab's parts; empty when the runtime does not pin."""
         return {}
 
+    def machines(self, topo: topology.Topology) -> dict:
+        """Which machine ran each role, its facts, and the load-to-servers round trip (every
+        result's ``topology``). Here: every role on this machine, over loopback."""
+        from asgilab.runtime import machines
+
+        here = machines.this_machine()
+        target = next((li for li in topo.listeners if li.kind == "clear"), None)
+        rtt = machines.measure_rtt(target.host, target.port) if target else None
+        return machines.record({"servers": here, "proxies": here, "loadgen": here}, rtt, split=False)
+
     # -- what each part uses (asgilab.runtime.usage) ------------------------------------
     def usage_source(self, service: str):
         """Readings of a server's or proxy's CPU time and memory; None where not known."""

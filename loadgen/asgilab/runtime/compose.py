@@ -9,16 +9,23 @@ the runtime only answers where things are.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tarfile
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from asgilab import catalog, composefile, config, images, paths, userapp
 from asgilab.errors import LabError
+from asgilab.runtime import machines, relay
 from asgilab.runtime.base import Liveness, Runtime, describe_exit, port_base, telling_line
 from asgilab.runtime.engine import Engine
 from asgilab.runtime.engine import socket_path as engine_socket
@@ -78,10 +85,94 @@ def _own_project() -> str | None:
     return _OWN[0]
 
 
-def cpusets() -> dict[str, str]:
-    """LAB_CPUSET_<PART> of each part (defaults: `config.default_cpusets`)."""
+@dataclass(frozen=True)
+class Engines:
+    """Where each project runs: the servers' Docker context and the load contexts (None: the
+    current context). Split: the loadgen is a project of its own (README "Running across
+    machines")."""
+
+    servers: str | None
+    loads: tuple[str | None, ...]
+    split: bool
+
+
+def engines() -> Engines:
     cfg = config.get()
-    return {part: getattr(cfg, f"cpuset_{part}") for part in CPUSET_PARTS}
+    servers = cfg.servers_context or None
+    return Engines(servers, tuple(cfg.load_contexts) or (servers,),
+                   bool(cfg.servers_context or cfg.load_contexts))
+
+
+def load_project() -> str:
+    """The split lab's second project (on each load engine): the loadgen and Locust workers."""
+    return f"{project()}-load"
+
+
+_FACTS: dict[tuple, dict] = {}
+
+
+def engine_facts() -> dict[str, dict]:
+    """Role -> its engine's facts (once per process); a one-line error for an unknown
+    context or an engine that does not answer."""
+    e = engines()
+    key = (e.servers, e.loads)
+    if key not in _FACTS:
+        servers = machines.engine_facts(e.servers, "LAB_SERVERS_CONTEXT" if e.servers else "")
+        out = {"servers": servers, "proxies": servers}
+        loads = []
+        for ctx in e.loads:
+            loads.append(servers if ctx == e.servers else machines.engine_facts(ctx, "LAB_LOAD_CONTEXTS"))
+        out["loadgen"] = loads[0]
+        if e.split:
+            out["locust workers"] = loads  # type: ignore[assignment]
+        _FACTS[key] = out
+    return _FACTS[key]
+
+
+def cpusets() -> dict[str, str]:
+    """LAB_CPUSET_<PART> of each part (defaults: `config.default_cpusets`). In a split lab
+    each project's defaults are its own machine's: on one engine the two projects get
+    disjoint CPUs (the proxies join the servers'), on two the load generator gets all of its."""
+    cfg = config.get()
+    out = {part: getattr(cfg, f"cpuset_{part}") for part in CPUSET_PARTS}
+    e = engines()
+    if not e.split or cfg.inside:  # inside: the host passes its cpusets in
+        return out
+    facts = engine_facts()
+    servers, load = facts["servers"], facts["loadgen"]
+    defaults = config.default_cpusets(servers.get("cpus") or None)
+    if cfg.source("cpuset_servers") == "default":
+        out["servers"] = defaults["servers"]
+    if cfg.source("cpuset_proxies") == "default":
+        same = servers.get("engine_id") == load.get("engine_id")
+        out["proxies"] = defaults["servers"] if same else defaults["proxies"]
+    if cfg.source("cpuset_loadgen") == "default":
+        if servers.get("engine_id") == load.get("engine_id"):
+            out["loadgen"] = defaults["loadgen"]  # that engine's CPUs, not this machine's
+        else:
+            n = load.get("cpus") or 1
+            out["loadgen"] = "0" if n == 1 else f"0-{n - 1}"
+    return out
+
+
+@contextlib.contextmanager
+def on_engine(context: str | None) -> Iterator[None]:
+    """The docker CLI calls made meanwhile (images.py's) go to this context's engine."""
+    # DOCKER_HOST and its TLS settings would win over DOCKER_CONTEXT: set aside meanwhile.
+    names = ("DOCKER_CONTEXT", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+    before = {n: os.environ.get(n) for n in names}
+    if context:
+        for n in names[1:]:
+            os.environ.pop(n, None)
+        os.environ["DOCKER_CONTEXT"] = context
+    try:
+        yield
+    finally:
+        for n, v in before.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
 
 
 SERVER_IMAGE = "asgilab/server:local"
@@ -102,15 +193,27 @@ class ComposeRuntime(Runtime):
     def address(self, service: str) -> str:
         # Inside the network a service is reached by name; the host reaches the same port
         # on 127.0.0.1, where compose.yaml publishes it.
+        # A split lab's loadgen reaches every service at the servers' published address.
+        if engines().split:
+            return config.get().servers_addr
         return service if inside() else "127.0.0.1"
 
     # -- compose plumbing --------------------------------------------------------------
-    def _base(self) -> list[str]:
+    def _base(self, on: tuple[str | None, str] | None = None) -> list[str]:
+        """Compose for ``on`` = (context, project); default: the servers' project."""
         cmd = compose_command()
         if cmd is None:
             raise LabError("no Docker Compose found: install docker-compose (or the compose "
                            "plugin), or use LAB_RUNTIME=local")
-        return [*cmd, "-p", project(), "-f", str(paths.ROOT / "compose.yaml")]
+        context, proj = on or (engines().servers, project())
+        if context and cmd == ["docker-compose"]:
+            # v1's own --context cannot read the contexts today's docker CLI writes ("not
+            # found"): it gets the context's endpoint instead (TLS contexts need the plugin).
+            endpoint = machines.context_endpoint(context, "context")
+            cmd = ["env", "-u", "DOCKER_CONTEXT", f"DOCKER_HOST={endpoint}", *cmd]
+        elif context:
+            cmd = ["docker", "--context", context, *cmd[1:]]
+        return [*cmd, "-p", proj, "-f", str(paths.ROOT / "compose.yaml")]
 
     def env(self) -> dict[str, str]:
         """Everything compose.yaml interpolates: ports, cpusets, images, paths."""
@@ -134,11 +237,15 @@ class ComposeRuntime(Runtime):
         # The servers' image: with APP_REQUIREMENTS, the one with them installed (built by
         # build() after the lab's own images, which it builds under their own name).
         env["LAB_SERVER_IMAGE"] = userapp.APP_IMAGE if config.get().app_requirements else SERVER_IMAGE
+        env["LAB_PUBLISH_ADDR"] = config.get().publish_addr
+        env["LAB_SERVERS_ADDR"] = config.get().servers_addr
+        env["LAB_IMAGE_INPUTS"] = images.inputs_digest()
         return {**os.environ, **env}
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True,
-                capture: bool = True, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        argv = [*self._base(), *args]
+                capture: bool = True, extra_env: dict[str, str] | None = None,
+                on: tuple[str | None, str] | None = None) -> subprocess.CompletedProcess:
+        argv = [*self._base(on), *args]
         try:
             res = subprocess.run(argv, env={**self.env(), **(extra_env or {})}, cwd=paths.ROOT,
                                  capture_output=capture, text=True, timeout=timeout)
@@ -154,7 +261,11 @@ class ComposeRuntime(Runtime):
     def build(self, offline: bool | None = None) -> None:
         """Base images (official or stand-ins), then the lab's images."""
         self.check_compose_file()
-        images.resolve(offline, log=lambda m: print(m, flush=True))
+        e = engines()
+        if e.split:
+            self._build_load_engines(offline)
+        with on_engine(e.servers):
+            images.resolve(offline, log=lambda m: print(m, flush=True))
         print("asgilab: building the lab's images (docker compose build) ...", flush=True)
         t0 = time.monotonic()
         # One service per image: the server variants share asgilab/server (but for those with
@@ -167,6 +278,55 @@ class ComposeRuntime(Runtime):
                      extra_env={"LAB_SERVER_IMAGE": SERVER_IMAGE})
         userapp.build_image(log=lambda m: print(m, flush=True))  # APP_REQUIREMENTS on top
         print(f"asgilab: images built in {time.monotonic() - t0:.0f}s", flush=True)
+
+    def _build_load_engines(self, offline: bool | None) -> None:
+        """The loadgen image on each load engine that is not the servers' own, from the same
+        Dockerfile (its base images made there as on any engine)."""
+        facts = engine_facts()
+        done = {facts["servers"].get("engine_id")}
+        for ctx, f in zip(engines().loads, facts.get("locust workers") or [facts["loadgen"]], strict=False):
+            if f.get("engine_id") in done:
+                continue
+            done.add(f.get("engine_id"))
+            print(f"asgilab: building the loadgen image on context {ctx} ...", flush=True)
+            with on_engine(ctx):
+                bases = images.resolve(offline, log=lambda m: print(m, flush=True))
+            self.compose("build", "--force-rm", "loadgen-split", timeout=3600, capture=False,
+                         extra_env=images.build_env(bases), on=(ctx, load_project()))
+
+    def check_split(self) -> None:
+        """A split lab's input, each fault in one line before anything starts: the contexts
+        exist and their engines answer; the servers' app is the lab's (a bind mount names a
+        path on the engine's own machine)."""
+        e = engines()
+        if not e.split:
+            return
+        engine_facts()
+        cfg = config.get()
+        for attr in ("app", "targets", "locustfile"):
+            if getattr(cfg, attr):
+                raise LabError(f"{config.BY_ATTR[attr].env} with a split lab (LAB_SERVERS_CONTEXT/"
+                               "LAB_LOAD_CONTEXTS): not supported, since the engines would mount it from "
+                               "their own disks; run your app on one engine")
+
+    def check_images(self) -> None:
+        """Every engine's loadgen image was built from the files here (its inputs label)."""
+        want = images.inputs_digest()
+        e = engines()
+        if not e.split:
+            return
+        for ctx in dict.fromkeys((e.servers, *e.loads)):
+            try:
+                have = str(self._docker(ctx, "image", "inspect", "asgilab/loadgen:local", "--format",
+                                        f'{{{{index .Config.Labels "{images.INPUTS_LABEL}"}}}}')).strip()
+            except LabError as exc:
+                if "took over" in str(exc):
+                    raise
+                have = "no image"
+            if have != want:
+                raise LabError(f"the images on context {ctx or 'current'} were built from other files "
+                               f"({have or 'unlabelled'}, here {want}): run `make lab` with the same "
+                               "LAB_SERVERS_CONTEXT and LAB_LOAD_CONTEXTS (it builds on every engine)")
 
     def check_compose_file(self) -> None:
         """compose.yaml must be the one the catalog generates: a variant added to the catalog
@@ -185,9 +345,17 @@ class ComposeRuntime(Runtime):
         depends_on list (which a by-hand `docker compose up` of the whole lab follows)."""
         if inside():
             return  # brought up by the host
+        self.check_split()
         userapp.prepare()  # APP=...: it imports here before any image is built
         if self.already_up(servers, proxies, own):
-            return
+            try:
+                self.check_images()
+                return
+            except LabError as exc:  # an engine's images are stale: built again, lab restarted
+                if not engines().split:
+                    raise
+                print(f"asgilab: {exc.args[0].split(':')[0]}: building again and restarting the lab",
+                      flush=True)
         if self.services():
             self.down()
         else:
@@ -235,7 +403,8 @@ class ComposeRuntime(Runtime):
     def states(self) -> dict[str, str]:
         """Service -> running / healthy / starting / unhealthy / exited / completed."""
         res = subprocess.run(
-            ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project()}",
+            [*machines.docker_argv(engines().servers), "ps", "-a", "--filter",
+             f"label=com.docker.compose.project={project()}",
              "--format", '{{.Label "com.docker.compose.service"}}\t{{.State}}\t{{.Status}}'],
             capture_output=True, text=True, timeout=30,
         )
@@ -258,21 +427,29 @@ class ComposeRuntime(Runtime):
             return
         if compose_command() is None:
             return
+        e = engines()
         self.compose("down", "-v", "--remove-orphans", "-t", "5", timeout=300, check=False)
         self._remove_leftovers()
+        if e.split:
+            for ctx in dict.fromkeys(e.loads):
+                self.compose("--profile", "split-locust", "down", "-v", "--remove-orphans", "-t", "5",
+                             timeout=300, check=False, on=(ctx, load_project()))
+                self._remove_leftovers((ctx, load_project()))
 
-    def _remove_leftovers(self) -> None:
+    def _remove_leftovers(self, on: tuple[str | None, str] | None = None) -> None:
         """Everything that still carries the project's label, by id: containers of `run`
         (driver, Locust), then the volumes and networks they held when `down -v` ran. An
         engine can also hold two networks of one name (two Compose processes that created it
         at once), after which every `up` fails with "network … is ambiguous"."""
-        label = f"label=com.docker.compose.project={project()}"
+        context, proj = on or (engines().servers, project())
+        label = f"label=com.docker.compose.project={proj}"
+        docker = machines.docker_argv(context)
         for ls, rm in ((["ps", "-aq"], ["rm", "-f"]), (["volume", "ls", "-q"], ["volume", "rm", "-f"]),
                        (["network", "ls", "-q"], ["network", "rm"])):
-            ids = subprocess.run(["docker", *ls, "--filter", label], capture_output=True, text=True,
+            ids = subprocess.run([*docker, *ls, "--filter", label], capture_output=True, text=True,
                                  timeout=30).stdout.split()
             if ids:
-                res = subprocess.run(["docker", *rm, *ids], capture_output=True, text=True, timeout=120)
+                res = subprocess.run([*docker, *rm, *ids], capture_output=True, text=True, timeout=120)
                 if res.returncode != 0:
                     print(f"asgilab: warning: docker {' '.join(rm)}: {res.stderr.strip()[-300:]} "
                           f"(docker {' '.join(ls)} --filter {label})", flush=True)
@@ -294,7 +471,13 @@ class ComposeRuntime(Runtime):
     # -- liveness: the engine's own account of each container -------------------------
     def _engine(self) -> Engine:
         if not hasattr(self, "_engine_client"):
-            self._engine_client = Engine()
+            e = engines()
+            if inside() and config.get().engine_relay:  # the servers' engine, via the host
+                self._engine_client = relay.relayed()
+            elif not inside() and e.servers:
+                self._engine_client = relay.ContextEngine(e.servers)
+            else:
+                self._engine_client = Engine()
             self._addresses: dict[str, dict[str, str]] = {}
         return self._engine_client
 
@@ -394,7 +577,30 @@ class ComposeRuntime(Runtime):
     def placement(self) -> dict[str, str]:
         if inside() and config.get().placement:
             return config.get().placement
-        return {f"{part} cpuset": cpus for part, cpus in cpusets().items()}
+        out = {f"{part} cpuset": cpus for part, cpus in cpusets().items()}
+        e = engines()
+        if e.split:
+            out["servers context"] = e.servers or "current"
+            out["load contexts"] = ",".join(c or "current" for c in e.loads)
+            out["servers address"] = config.get().servers_addr
+        return out
+
+    def machines(self, topo) -> dict:
+        """Inside: the host's account of the engines, and the load-to-servers RTT measured
+        from here (a split lab first checks, with one request, that the address answers)."""
+        cfg = config.get()
+        if inside():  # no docker CLI here: the host's account, or (run by hand) this container's
+            here = {**machines.this_machine(), "endpoint": "the loadgen container (started by hand)"}
+            roles = cfg.machines or {"servers": here, "proxies": here, "loadgen": here}
+        else:
+            roles = engine_facts()
+        target = next((li for li in topo.listeners if li.kind == "clear"), None)
+        rtt = None
+        if target is not None:
+            if engines().split:
+                machines.check_reachable(target.host, target.port, catalog.HEALTH_PATH, "LAB_SERVERS_ADDR")
+            rtt = machines.measure_rtt(target.host, target.port)
+        return machines.record(roles, rtt, engines().split)
 
     def versions(self) -> dict[str, str]:
         if inside() and config.get().tool_versions:
@@ -407,8 +613,11 @@ class ComposeRuntime(Runtime):
             if res.returncode == 0 and text:
                 out[svc] = next((ln.strip() for ln in text.splitlines() if "version" in ln.lower()),
                                 text.splitlines()[0])
-        res = self.compose("run", "--rm", "-T", "--no-deps", "--entrypoint", "h2load", "loadgen",
-                           "--version", check=False, timeout=120)
+        # h2load's, from the image the driver runs in (a split lab's: on the first load engine).
+        e = engines()
+        res = self.compose("run", "--rm", "-T", "--no-deps", "--entrypoint", "h2load",
+                           "loadgen-split" if e.split else "loadgen", "--version", check=False, timeout=120,
+                           on=(e.loads[0], load_project()) if e.split else None)
         if res.returncode == 0:
             out["h2load"] = (res.stdout or "").strip().splitlines()[0]
         bases = {b["arg"]: b for b in images.recorded().get("bases", [])}
@@ -427,12 +636,15 @@ class ComposeRuntime(Runtime):
         ``locust_workers``: that many `locust-worker` containers serve the Locust master the
         driver starts (distributed mode across containers).
         """
+        if engines().split:
+            return self._run_split(argv, locust_workers)
         name = f"{project()}-driver-{os.getpid()}"
         # The host's configuration that the driver inside records; the rest of compose.yaml's
         # variables are interpolated here, on the host.
         extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
                  "LAB_PLACEMENT": json.dumps(self.placement()),
                  "LAB_COMPOSE_PROJECT": project(),  # the driver watches this project's containers
+                 "LAB_MACHINES": json.dumps(engine_facts()),
                  **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
         if locust_workers:
             extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",
@@ -460,6 +672,192 @@ class ComposeRuntime(Runtime):
         finally:
             if locust_workers:
                 self.compose("--profile", "locust", "rm", "-s", "-f", "locust-worker", check=False)
+
+    # -- a split lab: the loadgen as a project of its own on the load engine(s) -----------
+    def _docker(self, context: str | None, *args: str, timeout: float = 60, data: bytes | None = None,
+                text: bool = True) -> str | bytes:
+        """The docker CLI on a context's engine; a failure, a timeout or no CLI is one line."""
+        argv = [*machines.docker_argv(context), *args]
+        try:
+            res = subprocess.run(argv, input=data, capture_output=True, text=text and data is None,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"`docker {' '.join(args[:3])}` on context {context or 'current'} took over "
+                           f"{timeout:.0f}s (does `docker --context {context or 'default'} info` answer?)"
+                           ) from None
+        except OSError as exc:
+            raise LabError(f"cannot run the docker CLI: {exc}") from None
+        if res.returncode != 0:
+            err = res.stderr if isinstance(res.stderr, str) else res.stderr.decode(errors="replace")
+            raise LabError(f"`docker {' '.join(args[:3])}` on context {context or 'current'} failed: "
+                           f"{err.strip()[-300:]}")
+        return res.stdout
+
+    def _volume(self, context: str | None, proj: str, volume: str, create: bool) -> str | None:
+        """The named volume of a project on an engine (by Compose's labels); ``create``: made
+        with those labels when missing, so that Compose takes it as its own."""
+        found = self._docker(context, "volume", "ls", "-q",
+                             "--filter", f"label=com.docker.compose.project={proj}",
+                             "--filter", f"label=com.docker.compose.volume={volume}").split()
+        if found or not create:
+            return found[0] if found else None
+        name = f"{proj}_{volume}"
+        self._docker(context, "volume", "create", "--label", f"com.docker.compose.project={proj}",
+                     "--label", f"com.docker.compose.volume={volume}", name)
+        return name
+
+    def _tar(self, context: str | None, proj: str, volume: str, argv: list[str], data: bytes | None = None,
+             timeout: float = 600) -> bytes:
+        """Runs tar (as root) in a throw-away container of the project over one of its volumes."""
+        out = self._docker(context, "run", "--rm", *(["-i"] if data is not None else []), "--user", "0",
+                           "--label", f"com.docker.compose.project={proj}", "-v", f"{volume}:/v",
+                           "--network", "none", "--entrypoint", "sh", "asgilab/loadgen:local", "-c",
+                           " ".join(argv), timeout=timeout, data=b"" if data is None else data, text=False)
+        return out  # type: ignore[return-value]
+
+    def _seed(self, ctx: str | None) -> None:
+        """The load project's volumes before its driver runs: the servers' CA (made by init on
+        the servers' engine) and the results so far (so it resumes, skipping finished cells)."""
+        e, lp = engines(), load_project()
+        shared = self._volume(e.servers, project(), "shared", create=False)
+        if shared is None:
+            raise LabError(f"the servers' project {project()} has no shared volume: run `make lab` first")
+        certs = self._tar(e.servers, project(), shared, ["tar", "-c", "-C", "/v", "certs"])
+        self._tar(ctx, lp, self._volume(ctx, lp, "shared", create=True),
+                  ["rm -rf /v/certs && tar -x -C /v"], data=certs)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            reports = paths.reports_dir()
+            if reports.is_dir():
+                tar.add(str(reports), arcname=".")
+        uid, gid = os.getuid(), os.getgid()
+        self._tar(ctx, lp, self._volume(ctx, lp, "reports", create=True),
+                  [f"find /v -mindepth 1 -delete && tar -x -C /v && chown -R {uid}:{gid} /v"],
+                  data=buf.getvalue())
+
+    def _fetch_reports(self, ctx: str | None) -> None:
+        """The load project's results back into the host's reports directory."""
+        volume = self._volume(ctx, load_project(), "reports", create=False)
+        if volume is None:
+            return
+        data = self._tar(ctx, load_project(), volume, ["tar", "-c", "-C", "/v", "."])
+        reports = paths.reports_dir()
+        reports.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(str(reports), filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise LabError(f"the load project's results could not be written to {reports}: {exc}") from None
+
+    def _master_addr(self) -> str:
+        """Where workers on other load engines find the master: LAB_LOCUST_MASTER_ADDR, else
+        the first load context's host (ssh://user@host:port -> host)."""
+        cfg = config.get()
+        if cfg.locust_master_addr:
+            return cfg.locust_master_addr
+        ctx = engines().loads[0]
+        endpoint = machines.context_endpoint(ctx, "LAB_LOAD_CONTEXTS") if ctx else ""
+        host = endpoint.split("://", 1)[-1].rsplit("@", 1)[-1].split(":")[0].split("/")[0]
+        if endpoint.startswith(("unix://", "npipe://")) or not host:
+            return "127.0.0.1"
+        return host
+
+    def _start_split_workers(self, workers: int, extra: dict[str, str], started: list[str | None]) -> None:
+        """``workers`` Locust workers spread over the load contexts (--scale on each); each
+        context goes into ``started`` before its workers do, for the caller to remove them."""
+        facts = engine_facts().get("locust workers") or [engine_facts()["loadgen"]]
+        first = facts[0].get("engine_id")
+        # One project per engine: two contexts of one engine would scale the same service.
+        by_engine: dict[str, str | None] = {}
+        for ctx, f in zip(engines().loads, facts, strict=False):
+            by_engine.setdefault(f.get("engine_id") or str(ctx), ctx)
+        own = {f.get("engine_id"): f for f in facts}
+        for i, (engine_id, ctx) in enumerate(by_engine.items()):
+            n = workers // len(by_engine) + (1 if i < workers % len(by_engine) else 0)
+            if n == 0:
+                continue
+            # On the master's own engine the workers reach it on loopback (the host network).
+            host = "127.0.0.1" if engine_id == first else self._master_addr()
+            print(f"asgilab: starting {n} Locust worker container(s) on context {ctx or 'current'} ...",
+                  flush=True)
+            env = {**extra, "LAB_LOCUST_MASTER_HOST": host}
+            if engine_id != first and config.get().source("cpuset_loadgen") == "default":
+                cpus = own[engine_id].get("cpus") or 1  # another load host: all of its CPUs
+                env["LAB_CPUSET_LOADGEN"] = "0" if cpus == 1 else f"0-{cpus - 1}"
+            started.append(ctx)
+            self.compose("--profile", "split-locust", "up", "-d", "--no-deps", "--no-build", "--scale",
+                         f"locust-worker-split={n}", "locust-worker-split", on=(ctx, load_project()),
+                         extra_env=env)
+
+    def _run_split(self, argv: list[str], locust_workers: int) -> int:
+        """The driver in the load project's loadgen on the first load engine, its engine
+        requests served here through the servers' context (relay.py)."""
+        from asgilab.tools import locust
+
+        e = engines()
+        ctx, lp = e.loads[0], load_project()
+        self.check_split()
+        self.check_images()
+        name = f"{lp}-driver-{os.getpid()}"
+        extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
+                 "LAB_PLACEMENT": json.dumps(self.placement()),
+                 "LAB_COMPOSE_PROJECT": project(),  # the servers' project, watched via the relay
+                 "LAB_MACHINES": json.dumps(engine_facts()),
+                 # What results record, and what tells the driver it is split (no CLI there).
+                 **{config.BY_ATTR[a].env: config.get().text(a)
+                    for a in ("servers_context", "load_contexts", "servers_addr", "publish_addr")},
+                 **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
+        print(f"asgilab: split lab: servers on context {e.servers or 'current'} at "
+              f"{config.get().servers_addr}, load on {', '.join(c or 'current' for c in e.loads)}",
+              flush=True)
+        docker = machines.docker_argv(ctx)
+        # A driver of an earlier run whose host went away: its results are fetched by the
+        # seeding below only if it ended, so it is ended first.
+        stale = self._docker(ctx, "ps", "-aq", "--filter", f"label=com.docker.compose.project={lp}",
+                             "--filter", "label=com.docker.compose.oneoff=True").split()
+        if stale:
+            self._docker(ctx, "rm", "-f", *stale)
+        self._seed(ctx)
+        started: list[str | None] = []
+        engine = relay.ContextEngine(e.servers)
+        try:
+            if locust_workers:
+                port = str(locust.master_port(port_base()))
+                extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",
+                             LAB_LOCUST_MASTER_PORT=port)
+                self._start_split_workers(locust_workers, extra, started)
+            cmd = [*self._base((ctx, lp)), "run", "--rm", "-T", "--name", name]
+            cmd += [a for k in extra for a in ("-e", k)]
+            cmd += ["loadgen-split", *argv]
+            proc = subprocess.Popen(cmd, env={**self.env(), **extra}, cwd=paths.ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # The relay runs beside: after a Ctrl-C it still answers the driver while it stops.
+            server = threading.Thread(target=relay.serve, args=(proc.stdout, proc.stdin, engine),
+                                      name="engine-relay-host", daemon=True)
+            server.start()
+            try:
+                code = proc.wait()
+                server.join(30)
+                return code
+            except BaseException:
+                subprocess.run([*docker, "kill", "-s", "INT", name], capture_output=True, timeout=30)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                subprocess.run([*docker, "rm", "-f", name], capture_output=True, timeout=60)
+                raise
+        finally:
+            # Results first: every later step may fail, and `down -v` would take the volume.
+            steps = [lambda: self._fetch_reports(ctx), engine.close]
+            steps += [lambda c=c: self.compose("--profile", "split-locust", "rm", "-s", "-f",
+                                               "locust-worker-split", check=False, on=(c, lp))
+                      for c in started]
+            for step in steps:
+                try:
+                    step()
+                except (LabError, OSError, subprocess.SubprocessError) as exc:
+                    print(f"asgilab: warning: {exc}", flush=True)
 
     def delegate(self, command: argparse.Namespace | list[str], *, locust_workers: int = 0) -> int | None:
         """On the host, the command runs in a loadgen container (the tools measure across the
