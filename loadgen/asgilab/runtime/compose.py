@@ -175,6 +175,18 @@ def on_engine(context: str | None) -> Iterator[None]:
                 os.environ[n] = v
 
 
+def _stop_driver(context: str | None, name: str, proc: subprocess.Popen) -> None:
+    """The container's driver takes SIGINT like Ctrl-C: it stops its tools and keeps every
+    finished cell; then the container goes."""
+    docker = machines.docker_argv(context)
+    subprocess.run([*docker, "kill", "-s", "INT", name], capture_output=True, timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    subprocess.run([*docker, "rm", "-f", name], capture_output=True, timeout=60)
+
+
 SERVER_IMAGE = "asgilab/server:local"
 
 
@@ -639,13 +651,7 @@ class ComposeRuntime(Runtime):
         if engines().split:
             return self._run_split(argv, locust_workers)
         name = f"{project()}-driver-{os.getpid()}"
-        # The host's configuration that the driver inside records; the rest of compose.yaml's
-        # variables are interpolated here, on the host.
-        extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
-                 "LAB_PLACEMENT": json.dumps(self.placement()),
-                 "LAB_COMPOSE_PROJECT": project(),  # the driver watches this project's containers
-                 "LAB_MACHINES": json.dumps(engine_facts()),
-                 **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
+        extra = self._driver_env()
         if locust_workers:
             extra.update(LAB_LOCUST_EXTERNAL_WORKERS="1", LAB_LOCUST_MASTER_BIND="0.0.0.0",
                          LAB_LOCUST_MASTER_PORT="5557", LAB_LOCUST_MASTER_HOST=name)
@@ -660,18 +666,20 @@ class ComposeRuntime(Runtime):
         try:
             return proc.wait()
         except BaseException:
-            # The container's driver takes SIGINT like Ctrl-C: it stops its tools and keeps
-            # every finished cell; then the container goes.
-            subprocess.run(["docker", "kill", "-s", "INT", name], capture_output=True, timeout=30)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+            _stop_driver(None, name, proc)
             raise
         finally:
             if locust_workers:
                 self.compose("--profile", "locust", "rm", "-s", "-f", "locust-worker", check=False)
+
+    def _driver_env(self) -> dict[str, str]:
+        """The host's configuration that the driver inside records; the rest of compose.yaml's
+        variables are interpolated here, on the host."""
+        return {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
+                "LAB_PLACEMENT": json.dumps(self.placement()),
+                "LAB_COMPOSE_PROJECT": project(),  # the servers' project: the driver watches it
+                "LAB_MACHINES": json.dumps(engine_facts()),
+                **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
 
     # -- a split lab: the loadgen as a project of its own on the load engine(s) -----------
     def _docker(self, context: str | None, *args: str, timeout: float = 60, data: bytes | None = None,
@@ -799,20 +807,15 @@ class ComposeRuntime(Runtime):
         self.check_split()
         self.check_images()
         name = f"{lp}-driver-{os.getpid()}"
-        extra = {"LAB_TOOL_VERSIONS": json.dumps(self.versions()),
-                 "LAB_PLACEMENT": json.dumps(self.placement()),
-                 "LAB_COMPOSE_PROJECT": project(),  # the servers' project, watched via the relay
-                 "LAB_MACHINES": json.dumps(engine_facts()),
+        extra = {**self._driver_env(),  # its engine requests come back through the relay
                  # What results record, and what tells the driver it is split (no CLI there).
                  **{config.BY_ATTR[a].env: config.get().text(a)
-                    for a in ("servers_context", "load_contexts", "servers_addr", "publish_addr")},
-                 **{f"LAB_CPUSET_{part.upper()}": cpus for part, cpus in cpusets().items()}}
+                    for a in ("servers_context", "load_contexts", "servers_addr", "publish_addr")}}
         print(f"asgilab: split lab: servers on context {e.servers or 'current'} at "
               f"{config.get().servers_addr}, load on {', '.join(c or 'current' for c in e.loads)}",
               flush=True)
-        docker = machines.docker_argv(ctx)
-        # A driver of an earlier run whose host went away: its results are fetched by the
-        # seeding below only if it ended, so it is ended first.
+        # A driver of an earlier run whose host went away is ended first: the seeding below
+        # empties the volume it would still be writing to.
         stale = self._docker(ctx, "ps", "-aq", "--filter", f"label=com.docker.compose.project={lp}",
                              "--filter", "label=com.docker.compose.oneoff=True").split()
         if stale:
@@ -840,12 +843,7 @@ class ComposeRuntime(Runtime):
                 server.join(30)
                 return code
             except BaseException:
-                subprocess.run([*docker, "kill", "-s", "INT", name], capture_output=True, timeout=30)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                subprocess.run([*docker, "rm", "-f", name], capture_output=True, timeout=60)
+                _stop_driver(ctx, name, proc)
                 raise
         finally:
             # Results first: every later step may fail, and `down -v` would take the volume.
